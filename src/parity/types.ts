@@ -1,0 +1,32 @@
+/** The contract between the parity runner and the cases it knows. */
+import type { F32Tensor } from "../tensor.ts";
+
+/** What a case receives: the reference directory, its index, the case's sidecar JSON and tensors. */
+export interface CaseInput {
+  /** Reference directory (holds index.json, <case>.json/.safetensors, tiny_models/). */
+  dir: string;
+  /** Parsed index.json (`common.configs` has every tiny config). */
+  index: Record<string, unknown> & { common?: { configs?: Record<string, unknown> } };
+  /** Parsed `<case>.json`. */
+  meta: Record<string, unknown>;
+  /** Every tensor of `<case>.safetensors`, as float32. */
+  tensors: ReadonlyMap<string, F32Tensor>;
+}
+
+/** What a case returns: computed tensors by reference name, and its timings in seconds. */
+export interface CaseResult {
+  outputs: Record<string, F32Tensor | Float32Array>;
+  build_s: number;
+  session_s: number;
+  run_s: number;
+}
+
+/** One runnable parity case. */
+export interface ParityCase {
+  name: string;
+  /** Relative L2 tolerance for every compared tensor (1e-4 single models, 1e-3 pipeline). */
+  tolerance: number;
+  /** Reference tensors not to compare (inputs are never compared). */
+  skip?: readonly string[];
+  run(input: CaseInput): Promise<CaseResult>;
+}
