@@ -33,10 +33,10 @@ export class Session {
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: [device === "cpu" ? "cpu" : device],
       graphOptimizationLevel: o.optimization ?? "all",
-      intraOpNumThreads: o.threads,
       interOpNumThreads: 1,
       extra,
     };
+    if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
     try {
       return new Session(await ort.InferenceSession.create(model, opts), device);
     } catch (e) {
