@@ -1,0 +1,230 @@
+/**
+ * A fake Hugging Face hub on 127.0.0.1 for downloader tests: files served at `/{repo}/resolve/{rev}/{path}`
+ * with HEAD (content-length, ETag), Range requests (206 + content-range), 404 with X-Error-Code like the hub,
+ * forced statuses, and transfers cut midway. Plus generators for tiny files of each weights format.
+ */
+
+/** One request as the server saw it. */
+export interface SeenRequest {
+  method: string;
+  path: string;
+  range: string | null;
+  authorization: string | null;
+}
+
+/** Options of {@link startFakeHub}. */
+export interface FakeHubOptions {
+  repo: string;
+  revision?: string;
+  /** Repository files by path. */
+  files: Record<string, Uint8Array>;
+  /** Paths whose first body transfer (more than one byte) sends half the bytes and drops the connection. */
+  cutOnce?: string[];
+  /** Paths answered with this HTTP status instead of their bytes. */
+  status?: Record<string, number>;
+}
+
+/** A running fake hub. */
+export interface FakeHub {
+  /** Base URL to put in HF_ENDPOINT. */
+  readonly url: string;
+  readonly requests: SeenRequest[];
+  close(): Promise<void>;
+}
+
+async function etagOf(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return `"${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}"`;
+}
+
+/** Starts a fake hub on a free loopback port. */
+export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
+  const revision = opts.revision ?? "main";
+  const etags = new Map<string, string>();
+  for (const [p, b] of Object.entries(opts.files)) etags.set(p, await etagOf(b));
+  const toCut = new Set(opts.cutOnce ?? []);
+  const requests: SeenRequest[] = [];
+
+  const handler = (req: Request): Response => {
+    const url = new URL(req.url);
+    const range = req.headers.get("range");
+    requests.push({
+      method: req.method,
+      path: url.pathname,
+      range,
+      authorization: req.headers.get("authorization"),
+    });
+    const m = /^\/(.+?\/.+?)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    // The hub answers 401 for unknown repositories so as not to reveal private ones.
+    if (!m || m[1] !== opts.repo) {
+      return new Response("Repository not found", {
+        status: 401,
+        headers: { "x-error-code": "RepoNotFound" },
+      });
+    }
+    if (decodeURIComponent(m[2]) !== revision) {
+      return new Response("Revision not found", {
+        status: 404,
+        headers: { "x-error-code": "RevisionNotFound" },
+      });
+    }
+    const path = decodeURIComponent(m[3]);
+    const forced = opts.status?.[path];
+    if (forced) return new Response(`status ${forced}`, { status: forced });
+    const bytes = opts.files[path];
+    if (!bytes) {
+      return new Response("Entry not found", { status: 404, headers: { "x-error-code": "EntryNotFound" } });
+    }
+    const headers = new Headers({
+      etag: etags.get(path)!,
+      "accept-ranges": "bytes",
+      "content-type": "application/octet-stream",
+    });
+    if (req.method === "HEAD") {
+      headers.set("content-length", String(bytes.length));
+      return new Response(null, { status: 200, headers });
+    }
+    let start = 0;
+    let end = bytes.length - 1;
+    let status = 200;
+    if (range) {
+      const r = /^bytes=(\d+)-(\d*)$/.exec(range);
+      if (!r) return new Response("bad range", { status: 416 });
+      start = Number(r[1]);
+      end = r[2] ? Math.min(Number(r[2]), bytes.length - 1) : bytes.length - 1;
+      if (start >= bytes.length || end < start) {
+        return new Response("range not satisfiable", {
+          status: 416,
+          headers: { "content-range": `bytes */${bytes.length}` },
+        });
+      }
+      status = 206;
+      headers.set("content-range", `bytes ${start}-${end}/${bytes.length}`);
+    }
+    const body = bytes.subarray(start, end + 1) as Uint8Array<ArrayBuffer>;
+    headers.set("content-length", String(body.length));
+    if (body.length > 1 && toCut.delete(path)) {
+      // Declared length, half the bytes, then a clean close: the client sees the connection end early.
+      const half = body.subarray(0, Math.floor(body.length / 2));
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(half);
+          c.close();
+        },
+      });
+      return new Response(stream, { status, headers });
+    }
+    return new Response(body, { status, headers });
+  };
+
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    close: () => server.shutdown(),
+  };
+}
+
+/** A loopback port with nothing listening on it (bound, then released). */
+export function closedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A tiny valid safetensors file: one F32 tensor of `n` values 0..n-1. */
+export function tinySafetensors(n = 64): Uint8Array {
+  const json = JSON.stringify({
+    w: { dtype: "F32", shape: [n], data_offsets: [0, 4 * n] },
+    __metadata__: { format: "pt" },
+  });
+  // Padded with spaces to a multiple of 8, as the safetensors writer does, so the data stays aligned.
+  const header = new TextEncoder().encode(json.padEnd(Math.ceil(json.length / 8) * 8, " "));
+  const out = new Uint8Array(8 + header.length + 4 * n);
+  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
+  out.set(header, 8);
+  new Float32Array(out.buffer, 8 + header.length, n).set(Array.from({ length: n }, (_, i) => i));
+  return out;
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(b: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A stored (uncompressed) zip of the given entries, as torch.save and MediaPipe bundles are. */
+export function tinyZip(entries: Record<string, Uint8Array>): Uint8Array {
+  const enc = new TextEncoder();
+  const locals: Uint8Array[] = [];
+  const centrals: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, data] of Object.entries(entries)) {
+    const n = enc.encode(name);
+    const crc = crc32(data);
+    const lh = new Uint8Array(30 + n.length);
+    const lv = new DataView(lh.buffer);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 20, true);
+    lv.setUint32(14, crc, true);
+    lv.setUint32(18, data.length, true);
+    lv.setUint32(22, data.length, true);
+    lv.setUint16(26, n.length, true);
+    lh.set(n, 30);
+    const ch = new Uint8Array(46 + n.length);
+    const cv = new DataView(ch.buffer);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 20, true);
+    cv.setUint32(16, crc, true);
+    cv.setUint32(20, data.length, true);
+    cv.setUint32(24, data.length, true);
+    cv.setUint16(28, n.length, true);
+    cv.setUint32(42, offset, true);
+    ch.set(n, 46);
+    locals.push(lh, data);
+    centrals.push(ch);
+    offset += lh.length + data.length;
+  }
+  const cdSize = centrals.reduce((a, c) => a + c.length, 0);
+  const eocd = new Uint8Array(22);
+  const ev = new DataView(eocd.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, centrals.length, true);
+  ev.setUint16(10, centrals.length, true);
+  ev.setUint32(12, cdSize, true);
+  ev.setUint32(16, offset, true);
+  const parts = [...locals, ...centrals, eocd];
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let p = 0;
+  for (const part of parts) {
+    out.set(part, p);
+    p += part.length;
+  }
+  return out;
+}
+
+/** A zip laid out like torch.save's: `archive/data.pkl` plus one storage, padded to `size` bytes of data. */
+export function tinyTorchZip(storageBytes = 4096): Uint8Array {
+  const pkl = new Uint8Array([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]); // protocol 2, empty dict, STOP
+  const storage = new Uint8Array(storageBytes).map((_, i) => (i * 7) & 0xff);
+  return tinyZip({
+    "archive/data.pkl": pkl,
+    "archive/data/0": storage,
+    "archive/version": new TextEncoder().encode("3\n"),
+  });
+}
+
+/** A minimal ONNX ModelProto: ir_version 8, an empty graph, opset 17. */
+export function tinyOnnx(): Uint8Array {
+  const graph = [0x12, 0x01, 0x67]; // GraphProto.name = "g"
+  const opset = [0x10, 0x11]; // OperatorSetIdProto.version = 17
+  return new Uint8Array([0x08, 0x08, 0x3a, graph.length, ...graph, 0x42, opset.length, ...opset]);
+}

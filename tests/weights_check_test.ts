@@ -1,0 +1,275 @@
+/**
+ * `weights check`, requireWeights, resolveWeightsDir and the format checks of verify.ts: the tiny upstream
+ * checkpoints in /work/shared/reference/tiny_models pass, an empty folder names every required file, and
+ * each kind of broken file is caught with a message naming the problem.
+ */
+import assert from "node:assert/strict";
+import { join, resolve } from "node:path";
+import {
+  MissingWeightsError,
+  requireWeights,
+  resolveWeightsDir,
+  WEIGHTS_ENV,
+} from "../src/weights/locate.ts";
+import { MANIFEST, parseStages, selectFiles, stageFiles } from "../src/weights/manifest.ts";
+import {
+  checkWeights,
+  enabledStages,
+  missingFor,
+  verifyFormat,
+  WeightsFormatError,
+} from "../src/weights/verify.ts";
+import type { WeightsFormat } from "../src/weights/manifest.ts";
+import { tinyOnnx, tinySafetensors, tinyTorchZip, tinyZip } from "./helpers/hf_server.ts";
+
+const TINY = "/work/shared/reference/tiny_models";
+const REQUIRED = MANIFEST.files.filter((f) => f.status === "required").map((f) => f.path);
+
+async function tmp(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "hallo_check_" });
+}
+
+/** Runs the CLI as a user would and captures both streams. */
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const main = new URL("../src/cli/main.ts", import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", main, "weights", ...args] })
+    .output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
+Deno.test("manifest: paths unique, required files per stage as the spec lists them", () => {
+  assert.equal(new Set(MANIFEST.files.map((f) => f.path)).size, MANIFEST.files.length);
+  assert.equal(MANIFEST.repo, "fudan-generative-ai/hallo");
+  assert.deepEqual(stageFiles("networks").map((f) => f.path), [
+    "hallo/net.pth",
+    "stable-diffusion-v1-5/unet/config.json",
+    "sd-vae-ft-mse/config.json",
+    "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+  ]);
+  assert.deepEqual(stageFiles("audio").map((f) => f.path.split("/").pop()), [
+    "config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+  ]);
+  assert.deepEqual(stageFiles("audio", ["optional"]).map((f) => f.name), ["Kim_Vocal_2", "mdx_model_data"]);
+  assert.deepEqual(stageFiles("image").map((f) => f.name), [
+    "face_landmarker",
+    "scrfd_10g_bnkps",
+    "glintr100",
+  ]);
+  assert.deepEqual(selectFiles("net,hallo/net.pth,vae_config").map((f) => f.name), ["net", "vae_config"]);
+  assert.throws(() => selectFiles("nope"), /no weights file named 'nope'/);
+  assert.throws(() => parseStages("image,video"), /unknown stage 'video'/);
+});
+
+Deno.test("check: tiny_models has the networks and audio files and enables those stages", async () => {
+  const checks = await checkWeights(TINY);
+  const present = checks.filter((c) => c.valid).map((c) => c.file.path);
+  assert.deepEqual(present, [
+    "hallo/net.pth",
+    "stable-diffusion-v1-5/unet/config.json",
+    "sd-vae-ft-mse/config.json",
+    "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+    "wav2vec/wav2vec2-base-960h/config.json",
+    "wav2vec/wav2vec2-base-960h/model.safetensors",
+    "wav2vec/wav2vec2-base-960h/preprocessor_config.json",
+  ]);
+  assert.deepEqual(enabledStages(checks), ["audio", "networks"]);
+  assert.deepEqual(missingFor(checks, ["audio", "networks"]), []);
+  assert.equal(checks.find((c) => c.file.name === "net")!.detail, "torch zip, 1690 entries");
+  assert.equal(checks.find((c) => c.file.name === "net")!.size, 18902681);
+
+  const ok = await cli("check", "--dir", TINY, "--stages", "audio,networks");
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /^hallo\/net\.pth +yes +yes +18\.0 MiB +networks +torch zip, 1690 entries$/m);
+  assert.match(
+    ok.out,
+    /^wav2vec\/wav2vec2-base-960h\/model\.safetensors +yes +yes +61\.9 KiB +audio +safetensors/m,
+  );
+  assert.match(ok.out, /^stages enabled: audio, networks$/m);
+
+  const all = await cli("check", "--dir", TINY);
+  assert.equal(all.code, 1);
+  assert.match(
+    all.err,
+    /fetch with: deno task hallo weights download --only face_landmarker,scrfd_10g_bnkps,glintr100/,
+  );
+});
+
+Deno.test("check: an empty folder exits 1 naming every required file", async () => {
+  const dir = await tmp();
+  try {
+    const r = await cli("check", "--dir", dir);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /^stages enabled: none$/m);
+    for (const p of REQUIRED) assert.ok(r.err.includes(`: ${p} (missing)`), `${p} not named in:\n${r.err}`);
+    const names = MANIFEST.files.filter((f) => f.status === "required").map((f) => f.name).join(",");
+    assert.ok(r.err.includes(`--only ${names}`), r.err);
+    assert.equal((await cli("check", "--dir", dir, "--stages", "sound")).code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("requireWeights: returns the paths a stage reads, or fails naming the files and the command", async () => {
+  const paths = await requireWeights(TINY, "networks");
+  assert.deepEqual(paths, {
+    net: join(TINY, "hallo/net.pth"),
+    unet_config: join(TINY, "stable-diffusion-v1-5/unet/config.json"),
+    vae_config: join(TINY, "sd-vae-ft-mse/config.json"),
+    vae_weights: join(TINY, "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"),
+  });
+  await assert.rejects(() => requireWeights(TINY, "image"), (e: unknown) => {
+    assert.ok(e instanceof MissingWeightsError);
+    assert.equal(
+      e.message,
+      `stage 'image' needs weights not found in ${TINY}: ` +
+        "face_analysis/models/face_landmarker_v2_with_blendshapes.task (missing), " +
+        "face_analysis/models/scrfd_10g_bnkps.onnx (missing), face_analysis/models/glintr100.onnx (missing); " +
+        `fetch with: deno task hallo weights download --only face_landmarker,scrfd_10g_bnkps,glintr100 --dir "${TINY}"`,
+    );
+    return true;
+  });
+  // A broken file counts as missing, with its problem named.
+  const dir = await tmp();
+  try {
+    await Deno.mkdir(join(dir, "wav2vec/wav2vec2-base-960h"), { recursive: true });
+    for (const f of ["config.json", "preprocessor_config.json"]) {
+      await Deno.copyFile(
+        join(TINY, "wav2vec/wav2vec2-base-960h", f),
+        join(dir, "wav2vec/wav2vec2-base-960h", f),
+      );
+    }
+    const model = await Deno.readFile(join(TINY, "wav2vec/wav2vec2-base-960h/model.safetensors"));
+    await Deno.writeFile(join(dir, "wav2vec/wav2vec2-base-960h/model.safetensors"), model.subarray(0, 30000));
+    await assert.rejects(
+      () => requireWeights(dir, "audio"),
+      /model\.safetensors \(invalid: tensor '.*' ends at byte \d+ of a \d+-byte data section: truncated\?\); fetch with: .* --only wav2vec_weights/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveWeightsDir: --weights, then HALLO_WEIGHTS, then weights/pretrained_models", () => {
+  const saved = Deno.env.get(WEIGHTS_ENV);
+  try {
+    Deno.env.delete(WEIGHTS_ENV);
+    const root = new URL("..", import.meta.url).pathname;
+    assert.equal(resolveWeightsDir(), resolve(root, "weights/pretrained_models"));
+    Deno.env.set(WEIGHTS_ENV, "/data/hallo");
+    assert.equal(resolveWeightsDir(), "/data/hallo");
+    assert.equal(resolveWeightsDir("rel/dir"), resolve("rel/dir"));
+  } finally {
+    if (saved === undefined) Deno.env.delete(WEIGHTS_ENV);
+    else Deno.env.set(WEIGHTS_ENV, saved);
+  }
+});
+
+/** Rewrites a small zip into the zip64 layout torch uses for checkpoints over 4 GB. */
+function toZip64(zip: Uint8Array): Uint8Array {
+  const eocdAt = zip.length - 22;
+  const v = new DataView(zip.buffer, zip.byteOffset);
+  const count = v.getUint16(eocdAt + 10, true);
+  const cdSize = v.getUint32(eocdAt + 12, true);
+  const cdOffset = v.getUint32(eocdAt + 16, true);
+  const rec = new DataView(new ArrayBuffer(56 + 20 + 22));
+  rec.setUint32(0, 0x06064b50, true);
+  rec.setBigUint64(4, 44n, true);
+  rec.setBigUint64(24, BigInt(count), true);
+  rec.setBigUint64(32, BigInt(count), true);
+  rec.setBigUint64(40, BigInt(cdSize), true);
+  rec.setBigUint64(48, BigInt(cdOffset), true);
+  rec.setUint32(56, 0x07064b50, true);
+  rec.setBigUint64(64, BigInt(eocdAt), true);
+  rec.setUint32(72, 1, true);
+  rec.setUint32(76, 0x06054b50, true);
+  rec.setUint16(76 + 8, 0xffff, true);
+  rec.setUint16(76 + 10, 0xffff, true);
+  rec.setUint32(76 + 12, 0xffffffff, true);
+  rec.setUint32(76 + 16, 0xffffffff, true);
+  const out = new Uint8Array(eocdAt + rec.byteLength);
+  out.set(zip.subarray(0, eocdAt));
+  out.set(new Uint8Array(rec.buffer), eocdAt);
+  return out;
+}
+
+Deno.test("verify: each format accepts a valid file and names the problem of a broken one", async () => {
+  const dir = await tmp();
+  const enc = new TextEncoder();
+  const st = tinySafetensors(16);
+  const zip = tinyTorchZip(256);
+  const onnx = tinyOnnx();
+  const legacy = new Uint8Array([
+    0x80,
+    0x02,
+    0x8a,
+    0x0a,
+    0x6c,
+    0xfc,
+    0x9c,
+    0x46,
+    0xf9,
+    0x20,
+    0x6a,
+    0xa8,
+    0x50,
+    0x19,
+    0x2e,
+  ]);
+  const cases: [string, WeightsFormat, Uint8Array, RegExp][] = [
+    ["ok.safetensors", "safetensors", st, /^safetensors, 1 tensors$/],
+    ["ok.pth", "pth", zip, /^torch zip, 3 entries$/],
+    ["ok64.pth", "pth", toZip64(zip), /^torch zip, 3 entries$/],
+    ["ok.ckpt", "ckpt", zip, /^torch zip, 3 entries$/],
+    ["legacy.ckpt", "ckpt", legacy, /^legacy torch pickle$/],
+    ["ok.onnx", "onnx", onnx, /^onnx, ir_version 8$/],
+    [
+      "ok.task",
+      "task",
+      tinyZip({ "face_detector.tflite": new Uint8Array(8) }),
+      /^task bundle, 1 tflite models$/,
+    ],
+    ["ok.json", "json", enc.encode('{"a": 1, "b": [2]}'), /^JSON object, 2 keys$/],
+    [
+      "cut.safetensors",
+      "safetensors",
+      st.subarray(0, st.length - 1),
+      /ends at byte 64 of a 63-byte data section/,
+    ],
+    ["hdr.safetensors", "safetensors", st.subarray(0, 20), /header length \d+ does not fit a 20-byte file/],
+    [
+      "lfs.safetensors",
+      "safetensors",
+      enc.encode("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n"),
+      /Git LFS pointer/,
+    ],
+    ["cut.pth", "pth", zip.subarray(0, zip.length - 10), /no zip end-of-central-directory record/],
+    ["nopkl.pth", "pth", tinyZip({ "a/data/0": new Uint8Array(4) }), /no data\.pkl entry/],
+    ["html.ckpt", "ckpt", enc.encode("<!DOCTYPE html><html></html>"), /neither a torch zip.*HTML page/],
+    ["cut.onnx", "onnx", onnx.subarray(0, 4), /field 7 ends at byte 7, past the end \(4 bytes\)/],
+    ["nograph.onnx", "onnx", new Uint8Array([0x08, 0x08]), /no graph \(field 7\)/],
+    ["notonnx.onnx", "onnx", st, /not an ONNX model/],
+    ["empty.task", "task", tinyZip({ "readme.txt": new Uint8Array(1) }), /no \.tflite model/],
+    ["bad.json", "json", enc.encode('{"a": '), /not valid JSON/],
+    ["empty.json", "json", new Uint8Array(0), /empty file/],
+  ];
+  try {
+    for (const [name, format, bytes, expect] of cases) {
+      const path = join(dir, name);
+      await Deno.writeFile(path, bytes);
+      const t0 = performance.now();
+      const got = await verifyFormat(path, format).catch((e) => {
+        assert.ok(e instanceof WeightsFormatError, `${name}: ${e}`);
+        assert.ok(e.message.startsWith(`${path}: `), e.message);
+        return e.problem as string;
+      });
+      assert.match(got, expect, name);
+      assert.ok(performance.now() - t0 < 500, name);
+    }
+    await assert.rejects(() => verifyFormat(join(dir, "absent.json"), "json"), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
