@@ -1,0 +1,55 @@
+/**
+ * Where the shared reference material lives: `../shared` beside the project (as CI lays it out).
+ * Tests that need it fail when it is missing; they never skip silently.
+ */
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import type { Checkpoint } from "../../src/weights/checkpoint.ts";
+import { WeightStore } from "../../src/weights/store.ts";
+import type { TensorRef } from "../../src/weights/types.ts";
+
+export const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
+export const SHARED = join(PROJECT, "..", "shared");
+export const REFERENCE = join(SHARED, "reference");
+export const TINY = join(REFERENCE, "tiny_models");
+
+/** Returns `path` under shared/, throwing a clear error when it does not exist. */
+export function shared(...parts: string[]): string {
+  const p = join(SHARED, ...parts);
+  try {
+    Deno.statSync(p);
+  } catch {
+    throw new Error(
+      `${p} is missing: the tests need ../shared (reference vectors and fixtures) beside the project`,
+    );
+  }
+  return p;
+}
+
+export interface KeyEntry {
+  name: string;
+  shape: number[];
+  dtype: string;
+}
+
+/** `full_keys.json`: every key of the real full-size checkpoints. */
+export function fullKeys(): {
+  configs: Record<string, Record<string, unknown>>;
+  files: Record<string, { keys: KeyEntry[] }>;
+} {
+  return JSON.parse(Deno.readTextFileSync(shared("reference", "full_keys.json")));
+}
+
+/** A store over a key list whose tensors point at a file that is never read: enough for a shape-only build. */
+export function fakeStore(
+  keys: readonly KeyEntry[],
+  file = "/nonexistent/checkpoint.safetensors",
+): WeightStore {
+  const tensors = new Map<string, TensorRef>();
+  for (const k of keys) {
+    const n = k.shape.reduce((a, b) => a * b, 1);
+    tensors.set(k.name, { name: k.name, file, offset: 0, length: n * 4, dtype: "F32", shape: k.shape });
+  }
+  const ckpt: Checkpoint = { file, format: "safetensors", tensors, metadata: {} };
+  return new WeightStore().add(ckpt);
+}
