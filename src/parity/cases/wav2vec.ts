@@ -9,8 +9,6 @@ import { f32, type F32Tensor } from "../../tensor.ts";
 import { loadWav2Vec, runWav2Vec, stackHiddenStates } from "../../stages/networks/wav2vec.ts";
 import { WAV2VEC2_IO } from "../../models/wav2vec2.ts";
 
-const SAMPLE_RATE = 16000;
-
 // The three helpers below stand in for src/stages/audio (owned by the audio preprocessing work), which has no
 // normalisation/padding/windowing module yet; switch to it when it lands.
 
@@ -29,15 +27,16 @@ function normalize(x: Float32Array): Float32Array {
 /** audio_processor.py: seq_len = ceil(N/sr*fps), padded with zeros up to a multiple of clip_length frames. */
 function padToClips(
   x: Float32Array,
+  sampleRate: number,
   fps: number,
   clipLength: number,
 ): { padded: Float32Array; seqLen: number; audioLength: number } {
-  let seqLen = Math.ceil(x.length / SAMPLE_RATE * fps);
+  let seqLen = Math.ceil(x.length / sampleRate * fps);
   const audioLength = seqLen;
   let padded = x;
   if (seqLen % clipLength !== 0) {
     const extra = clipLength - seqLen % clipLength;
-    padded = new Float32Array(x.length + extra * Math.floor(SAMPLE_RATE / fps));
+    padded = new Float32Array(x.length + extra * Math.floor(sampleRate / fps));
     padded.set(x);
     seqLen += extra;
   }
@@ -73,6 +72,8 @@ export const wav2vecCase: ParityCase = {
     if (!waveform) throw new Error("wav2vec case: reference has no 'waveform' tensor");
     const fps = metaNumber(input.meta, "fps");
     const clipLength = metaNumber(input.meta, "clip_length");
+    const pre = (input.meta.preprocessor ?? {}) as { sampling_rate?: number; do_normalize?: boolean };
+    const sampleRate = pre.sampling_rate ?? 16000;
 
     const model = await loadWav2Vec(join(input.dir, "tiny_models", "wav2vec", "wav2vec2-base-960h"), {
       threads: 1,
@@ -80,8 +81,8 @@ export const wav2vecCase: ParityCase = {
     });
     try {
       const t0 = performance.now();
-      const inputValues = normalize(waveform.data);
-      const { padded, seqLen } = padToClips(inputValues, fps, clipLength);
+      const inputValues = pre.do_normalize === false ? waveform.data : normalize(waveform.data);
+      const { padded, seqLen } = padToClips(inputValues, sampleRate, fps, clipLength);
       const { hiddenStates, probes } = await runWav2Vec(model, padded, seqLen);
       const audioEmb = stackHiddenStates(hiddenStates);
       const audioWindows = windows(audioEmb);
