@@ -4,7 +4,6 @@ import {
   ddimConfig,
   ddimStep,
   ddimTimesteps,
-  fmaF32,
   HALLO_SCHEDULER_KWARGS,
   loadDdimConfig,
   makeDdimSchedule,
@@ -12,6 +11,7 @@ import {
   torchLinspaceF32,
 } from "../src/sampling/ddim.ts";
 import { cfgCombine, cfgSplit } from "../src/sampling/cfg.ts";
+import { fmaF32 } from "../src/sampling/libm.ts";
 
 const REF = "/work/shared/reference/ddim_scheduler";
 

@@ -8,6 +8,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { fmaF32 } from "./libm.ts";
 
 /** The scheduler kwargs (names as diffusers `DDIMScheduler.__init__`). */
 export interface DdimConfig {
@@ -153,24 +154,6 @@ export function loadDdimConfig(path: string): DdimConfig {
 
 /** Which of torch's CPU kernels to mirror where they round differently. */
 export type CpuCapability = "avx2" | "default";
-
-const FMA_VIEW = new DataView(new ArrayBuffer(8));
-
-/**
- * `fmaf(a, b, c)` for float32 a, b, c: a*b is exact in float64; the float64 sum is made round-to-odd (its
- * TwoSum error decides the last bit) so that the final rounding to float32 is correct.
- */
-export function fmaF32(a: number, b: number, c: number): number {
-  const p = a * b;
-  const s = p + c;
-  const bb = s - p;
-  const err = (p - (s - bb)) + (c - bb);
-  if (err === 0 || !Number.isFinite(s)) return Math.fround(s);
-  FMA_VIEW.setFloat64(0, s);
-  const bits = FMA_VIEW.getBigUint64(0);
-  if ((bits & 1n) === 0n) FMA_VIEW.setBigUint64(0, (err > 0) === (s > 0) ? bits + 1n : bits - 1n);
-  return Math.fround(FMA_VIEW.getFloat64(0));
-}
 
 /**
  * `torch.linspace(start, end, steps, dtype=float32)` on the CPU, rounding like torch's kernel: indices below

@@ -10,10 +10,12 @@
  *   If numel % 16 != 0 the last 16 slots are drawn again and transformed again.
  * - numel < 16: per element `normal_distribution<double>` (two 64-bit draws per pair, the second value is
  *   cached in the generator and survives across calls until the next manual_seed).
+ * - float32 with numel >= 16 on an AVX2 CPU runs `normal_fill_AVX2` instead (cephes log/sincos in float32
+ *   lanes, see libm.ts); float16 always takes the scalar path, whose log/cos/sin are glibc's logf/cosf/sinf.
  */
 
 import { numel } from "../tensor.ts";
-import { type Libm, openLibm } from "./libm.ts";
+import { fmaF32, type Libm, log256Lane, openLibm, sincos256Lane } from "./libm.ts";
 
 /** torch's default CPU seed (`default_rng_seed_val`), used when no seed is given. */
 export const TORCH_DEFAULT_SEED = 67280421310721n;
@@ -39,10 +41,11 @@ export interface RandnResult {
 /** Options of {@link TorchCpuGenerator.randn}. */
 export interface RandnOptions {
   /**
-   * For float32 numel >= 16 torch picks a vectorised kernel by CPU capability; only the scalar
-   * (`ATEN_CPU_CAPABILITY=default`) kernel is reproduced here. float16 has one kernel for all CPUs.
+   * For float32 numel >= 16 torch picks its kernel by CPU capability: `"avx2"` (default; what an AVX2 x86
+   * machine runs, and what the references were made with) or `"default"` (the scalar kernel,
+   * `ATEN_CPU_CAPABILITY=default`). Both are reproduced bit for bit; float16 has one kernel for all CPUs.
    */
-  readonly cpuCapability?: "default";
+  readonly cpuCapability?: "avx2" | "default";
   /** Mean and std of `normal_` (randn: 0 and 1). */
   readonly mean?: number;
   readonly std?: number;
@@ -157,10 +160,9 @@ export class TorchCpuGenerator {
       if (!Number.isSafeInteger(d) || d < 0) throw new NoiseError(`randn: bad shape [${shape.join(", ")}]`);
     }
     if (dtype !== "float16" && dtype !== "float32") throw new NoiseError(`randn: unsupported dtype ${dtype}`);
-    if (options.cpuCapability !== undefined && options.cpuCapability !== "default") {
-      throw new NoiseError(
-        `randn: cpuCapability ${options.cpuCapability} is not reproduced (only "default")`,
-      );
+    const capability = options.cpuCapability ?? "avx2";
+    if (capability !== "avx2" && capability !== "default") {
+      throw new NoiseError(`randn: cpuCapability ${capability} is not reproduced ("avx2" or "default")`);
     }
     const n = numel(shape);
     const values = new Float32Array(n);
@@ -168,22 +170,29 @@ export class TorchCpuGenerator {
     const mean = round(options.mean ?? 0);
     const std = round(options.std ?? 1);
     if (n >= 16) {
-      this.normalFill(values, dtype, mean, std);
+      const avx2 = dtype === "float32" && capability === "avx2";
+      this.normalFill(values, dtype, mean, std, avx2);
     } else {
       // static_cast<scalar_t>(double): double -> float (-> half) rounding.
-      for (let i = 0; i < n; i++) values[i] = round(Math.fround(this.normalDouble(mean, std)));
+      // normal_distribution<double> keeps mean/std in double.
+      const [m, sd] = [options.mean ?? 0, options.std ?? 1];
+      for (let i = 0; i < n; i++) values[i] = round(Math.fround(this.normalDouble(m, sd)));
     }
     const out: RandnResult = { dtype, shape: [...shape], values };
     return dtype === "float16" ? { ...out, bits: halfBitsOf(values) } : out;
   }
 
-  private normalFill(data: Float32Array, dtype: RandnDType, mean: number, std: number): void {
+  /** `normal_fill` (or `normal_fill_AVX2`, same structure): uniforms everywhere, then 16-blocks. */
+  private normalFill(data: Float32Array, dtype: RandnDType, mean: number, std: number, avx2: boolean): void {
     const n = data.length;
+    const block = avx2
+      ? boxMuller16Avx2
+      : (d: Float32Array, o: number) => this.boxMuller16(d, o, dtype, mean, std);
     this.fillUniform(data, 0, n, dtype);
-    for (let i = 0; i + 16 <= n; i += 16) this.boxMuller16(data, i, dtype, mean, std);
+    for (let i = 0; i + 16 <= n; i += 16) block(data, i, mean, std);
     if (n % 16 !== 0) {
       this.fillUniform(data, n - 16, n, dtype);
-      this.boxMuller16(data, n - 16, dtype, mean, std);
+      block(data, n - 16, mean, std);
     }
   }
 
@@ -211,6 +220,22 @@ export class TorchCpuGenerator {
       d[o + j] = r(f(f(f(radius * cosf(theta)) * std) + mean));
       d[o + j + 8] = r(f(f(f(radius * sinf(theta)) * std) + mean));
     }
+  }
+}
+
+/** float32 `2.0f * c10::pi<double>` as the AVX2 kernel broadcasts it. */
+const TWO_PI_F32 = Math.fround(TWO_PI);
+
+/** `normal_fill_16_AVX2`: cephes log/sincos in float32 lanes, output `fma(r*cos, std, mean)`. */
+function boxMuller16Avx2(d: Float32Array, o: number, mean: number, std: number): void {
+  const f = Math.fround;
+  for (let j = 0; j < 8; j++) {
+    const u1 = f(1 - d[o + j]);
+    const u2 = d[o + j + 8];
+    const radius = f(Math.sqrt(f(-2 * log256Lane(u1))));
+    const [sin, cos] = sincos256Lane(f(TWO_PI_F32 * u2));
+    d[o + j] = fmaF32(f(radius * cos), std, mean);
+    d[o + j + 8] = fmaF32(f(radius * sin), std, mean);
   }
 }
 
