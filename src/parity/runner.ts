@@ -74,7 +74,13 @@ export async function runParity(
           continue;
         }
         const e = compare(got instanceof Float32Array ? got : got.data, ref.data, `${name}/${t}`);
-        emit({ case: name, tensor: t, ...e, ...times, pass: e.rel_l2 <= impl.tolerance });
+        emit({
+          case: name,
+          tensor: t,
+          ...e,
+          ...times,
+          pass: e.rel_l2 <= (impl.tolerances?.[t] ?? impl.tolerance),
+        });
       }
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);

@@ -26,6 +26,8 @@ export interface ParityCase {
   name: string;
   /** Relative L2 tolerance for every compared tensor (1e-4 single models, 1e-3 pipeline). */
   tolerance: number;
+  /** Per-tensor tolerances that override `tolerance` (0 = exact). */
+  tolerances?: Readonly<Record<string, number>>;
   /** Reference tensors not to compare (inputs are never compared). */
   skip?: readonly string[];
   run(input: CaseInput): Promise<CaseResult>;

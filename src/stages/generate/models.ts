@@ -1,0 +1,136 @@
+/**
+ * Every network one clip needs, loaded once from a `pretrained_models/` folder and reused across clips.
+ * Sizes that upstream hard-codes in inference.py (projection and face-locator configs, the UNet kwargs)
+ * can be overridden, which is how the tiny reference models load.
+ */
+import { join } from "node:path";
+import type { AudioProjConfig } from "../../models/audio_proj.ts";
+import type { FaceLocatorConfig } from "../../models/face_locator.ts";
+import type { ImageProjConfig } from "../../models/image_proj.ts";
+import type { HalloUNetKwargs } from "../../models/unet_config.ts";
+import type { Device } from "../../runtime/device.ts";
+import { WeightStore } from "../../weights/store.ts";
+import { type FaceLocatorModel, loadFaceLocator } from "../networks/face_locator.ts";
+import {
+  type AudioProjModel,
+  type ImageProjModel,
+  loadAudioProj,
+  loadImageProj,
+} from "../networks/projections.ts";
+import {
+  type DenoisingUNet,
+  loadDenoisingUNet,
+  loadReferenceUNet,
+  type Probes,
+  type ReferenceUNet,
+} from "../networks/unets.ts";
+import { loadVae, type VaeModel } from "../networks/vae.ts";
+
+/** Overrides of the sizes upstream hard-codes (tiny test models). */
+export interface HalloConfigs {
+  imageProj?: ImageProjConfig;
+  audioProj?: AudioProjConfig;
+  faceLocator?: FaceLocatorConfig;
+  unetKwargs?: HalloUNetKwargs;
+  nMotionFrames?: number;
+}
+
+export interface ModelOptions {
+  device?: Device;
+  threads?: number;
+  mmapWeights?: boolean;
+  dtype?: "float32" | "float16";
+  configs?: HalloConfigs;
+  /** Denoising-UNet probes (attention probabilities, module outputs), part of its compile key. */
+  probes?: Probes;
+}
+
+/** Geometry of a clip: frames per clip and the latent size (image size / 8). */
+export interface ClipGeometry {
+  frames: number;
+  height: number;
+  width: number;
+  /** Classifier-free guidance on: UNets run the [uncond, cond] batch. */
+  guidance: boolean;
+}
+
+export interface HalloModels {
+  weightsDir: string;
+  geometry: ClipGeometry;
+  configs: HalloConfigs;
+  vae: VaeModel;
+  imageProj: ImageProjModel;
+  audioProj: AudioProjModel;
+  faceLocator: FaceLocatorModel;
+  referenceUNet: ReferenceUNet;
+  denoisingUNet: DenoisingUNet;
+  /** Seconds spent building graphs and creating sessions, per network. */
+  timings: Record<string, { build_s: number; session_s: number }>;
+  release(): Promise<void>;
+}
+
+/** Loads every generation network for `geometry` (sizes in latent pixels). */
+export async function loadHalloModels(
+  weightsDir: string,
+  geometry: ClipGeometry,
+  o: ModelOptions = {},
+): Promise<HalloModels> {
+  const cfgs = o.configs ?? {};
+  const session = { device: o.device, threads: o.threads, mmapWeights: o.mmapWeights };
+  const net = WeightStore.open(join(weightsDir, "hallo", "net.pth"));
+  const vae = await loadVae(join(weightsDir, "sd-vae-ft-mse"), session);
+  const imageProj = await loadImageProj(net, { ...session, config: cfgs.imageProj });
+  const audioProj = await loadAudioProj(net, { ...session, config: cfgs.audioProj });
+  const faceLocator = await loadFaceLocator(net, { ...session, config: cfgs.faceLocator });
+  const b = geometry.guidance ? 2 : 1;
+  const M = cfgs.nMotionFrames ?? 2;
+  const src = { weightsDir, kwargs: cfgs.unetKwargs };
+  const tokens = imageProj.config.clip_extra_context_tokens;
+  const referenceUNet = await loadReferenceUNet(src, {
+    batch: b * (1 + M),
+    contextBatch: b,
+    contextTokens: tokens,
+    height: geometry.height,
+    width: geometry.width,
+  }, { ...session, dtype: o.dtype });
+  const denoisingUNet = await loadDenoisingUNet(src, {
+    batch: b,
+    frames: geometry.frames,
+    height: geometry.height,
+    width: geometry.width,
+    contextTokens: tokens,
+    audioTokens: audioProj.config.context_tokens,
+    motionFrames: M,
+  }, { ...session, dtype: o.dtype, probes: o.probes });
+  const t = (x: { timings: { build_s: number; session_s: number } }) => ({
+    build_s: x.timings.build_s,
+    session_s: x.timings.session_s,
+  });
+  return {
+    weightsDir,
+    geometry,
+    configs: { ...cfgs, nMotionFrames: M },
+    vae,
+    imageProj,
+    audioProj,
+    faceLocator,
+    referenceUNet,
+    denoisingUNet,
+    timings: {
+      vae: t(vae),
+      image_proj: t(imageProj),
+      audio_proj: t(audioProj),
+      face_locator: t(faceLocator),
+      reference_unet: t(referenceUNet),
+      denoising_unet: t(denoisingUNet),
+    },
+    async release() {
+      await vae.release();
+      await imageProj.release();
+      await audioProj.release();
+      await faceLocator.release();
+      await referenceUNet.session.release();
+      await denoisingUNet.session.release();
+    },
+  };
+}
