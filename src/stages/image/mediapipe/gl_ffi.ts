@@ -164,6 +164,9 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
     try {
       return Deno.dlopen(name, symbols);
     } catch (e) {
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        throw new GlUnavailableError(`opening ${name} needs FFI permission: run deno with --allow-ffi`);
+      }
       errors.push(`${name}: ${(e as Error).message.split("\n")[0]}`);
     }
   }
