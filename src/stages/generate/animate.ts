@@ -1,0 +1,255 @@
+/**
+ * The clip loop of upstream's `scripts/inference.py` (spec 6.1), with a run directory that makes long runs
+ * safe: each finished clip is written (its frames and the motion frames the next clip needs) before the next
+ * starts, so a killed run loses at most the clip in progress, and `resume` continues bit-identically.
+ */
+import { join } from "node:path";
+import { manualSeed } from "../../sampling/noise.ts";
+import { makeDdimSchedule } from "../../sampling/ddim.ts";
+import type { SamplerStep } from "../../sampling/sampler.ts";
+import { f32, type F32Tensor } from "../../tensor.ts";
+import { projectAudio } from "../networks/projections.ts";
+import { videoFrame, videoToFrames } from "../video/frames.ts";
+import type { HalloModels } from "./models.ts";
+import { runClip } from "./pipeline.ts";
+
+/** The reference image's conditioning, as the image stage returns it. */
+export interface ImageConditioning {
+  /** (3, H, W) in [-1, 1]. */
+  pixels: F32Tensor;
+  /** (3, H, W) in [0, 1]. */
+  faceRegion: F32Tensor;
+  /** (1, 512) raw ArcFace embedding. */
+  faceEmb: F32Tensor;
+  /** Mask pyramids, level 0..3, each (1, h*w) in [0, 1]. */
+  fullMask: F32Tensor[];
+  faceMask: F32Tensor[];
+  lipMask: F32Tensor[];
+}
+
+/** The driving audio's conditioning, as the audio stage returns it. */
+export interface AudioConditioning {
+  /** (L, 5, layers, dim) per-frame windows of wav2vec2 features, L padded to a multiple of the clip length. */
+  windows: F32Tensor;
+  /** Frames of the output video (upstream's `audio_length`). */
+  audioLength: number;
+}
+
+export interface AnimateOptions {
+  steps: number;
+  cfg: number;
+  motionScale: readonly [number, number, number];
+  seed: number;
+  /** Where finished clips and the run record go. */
+  runDir: string;
+  /** Continue from the last finished clip of `runDir`. */
+  resume?: boolean;
+  /** Written into run.json (CLI options, input hashes, versions, stage timings). */
+  record?: Record<string, unknown>;
+  /** Stop after this many clips (tests of resume). */
+  maxClips?: number;
+  onStep?: (clip: number, clips: number, s: SamplerStep) => void;
+  onClip?: (clip: number, clips: number, seconds: number) => void;
+}
+
+/** What `animate` leaves behind. */
+export interface AnimateResult {
+  runDir: string;
+  clips: number;
+  /** Frames of the video (audio_length). */
+  frames: number;
+  width: number;
+  height: number;
+  /** Clips computed by this call (the others came from a previous run). */
+  computed: number;
+  complete: boolean;
+}
+
+/** Thrown when a run directory cannot be resumed (different inputs or options, damaged files). */
+export class RunDirError extends Error {
+  override name = "RunDirError";
+}
+
+const clipName = (i: number) => String(i).padStart(4, "0");
+
+/** Paths of a run directory's files. */
+export const runFiles = {
+  record: (dir: string) => join(dir, "run.json"),
+  frames: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.rgb`),
+  motion: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.motion.f32`),
+  done: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.json`),
+};
+
+async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+  else await Deno.writeFile(tmp, data);
+  await Deno.rename(tmp, path);
+}
+
+/** The deterministic part of a run: what must match for a resume to give the same video. */
+function runIdentity(o: AnimateOptions, clips: number, size: [number, number]): Record<string, unknown> {
+  return { steps: o.steps, cfg: o.cfg, motionScale: [...o.motionScale], seed: o.seed, clips, size };
+}
+
+/** How many clips of `dir` are finished (consecutive from 0, marker and files complete). */
+async function finishedClips(
+  dir: string,
+  clips: number,
+  frameBytes: number,
+  motionBytes: number,
+): Promise<number> {
+  let n = 0;
+  for (; n < clips; n++) {
+    try {
+      await Deno.stat(runFiles.done(dir, n));
+      if ((await Deno.stat(runFiles.frames(dir, n))).size !== frameBytes) break;
+      if ((await Deno.stat(runFiles.motion(dir, n))).size !== motionBytes) break;
+    } catch {
+      break;
+    }
+  }
+  return n;
+}
+
+/** (1, L, ...) slice of frames [start, start+n) of a (L, ...) tensor. */
+function sliceFrames(t: F32Tensor, start: number, n: number): F32Tensor {
+  const per = t.data.length / t.shape[0];
+  return f32([1, n, ...t.shape.slice(1)], t.data.slice(start * per, (start + n) * per));
+}
+
+/** A pyramid level (1, hw) repeated over `frames` rows: upstream's `mask.repeat(16, 1)`. */
+function repeatRows(t: F32Tensor, frames: number): F32Tensor {
+  const hw = t.data.length;
+  const out = new Float32Array(frames * hw);
+  for (let i = 0; i < frames; i++) out.set(t.data, i * hw);
+  return f32([frames, hw], out);
+}
+
+/**
+ * Generates every clip into `o.runDir`. The first clip's motion frames are the reference image itself;
+ * later clips use the last decoded frames of the previous clip (float, not quantised). The reference UNet
+ * reruns every clip, and the noise comes from one generator seeded once, consumed clip after clip.
+ */
+export async function animate(
+  m: HalloModels,
+  image: ImageConditioning,
+  audio: AudioConditioning,
+  o: AnimateOptions,
+): Promise<AnimateResult> {
+  const F = m.geometry.frames;
+  const M = m.configs.nMotionFrames ?? 2;
+  const L = audio.windows.shape[0];
+  if (L % F !== 0) {
+    throw new Error(`audio windows (${L}) are not padded to a multiple of the clip length ${F}`);
+  }
+  const clips = L / F;
+  const [, H, W] = image.pixels.shape;
+  const frameBytes = F * H * W * 3;
+  const motionBytes = M * 3 * H * W * 4;
+  const identity = runIdentity(o, clips, [H, W]);
+  await Deno.mkdir(join(o.runDir, "clips"), { recursive: true });
+
+  let start = 0;
+  let motion: Float32Array[] = Array.from({ length: M }, () => image.pixels.data);
+  if (o.resume) {
+    let prev: { identity?: unknown };
+    try {
+      prev = JSON.parse(await Deno.readTextFile(runFiles.record(o.runDir)));
+    } catch {
+      throw new RunDirError(`${o.runDir}: no run.json to resume from`);
+    }
+    if (JSON.stringify(prev.identity) !== JSON.stringify(identity)) {
+      throw new RunDirError(
+        `${o.runDir}: holds a run with other settings (${JSON.stringify(prev.identity)}), not ${
+          JSON.stringify(identity)
+        }`,
+      );
+    }
+    start = await finishedClips(o.runDir, clips, frameBytes, motionBytes);
+    if (start > 0) {
+      const raw = await Deno.readFile(runFiles.motion(o.runDir, start - 1));
+      const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+      const per = 3 * H * W;
+      motion = Array.from({ length: M }, (_, i) => all.slice(i * per, (i + 1) * per));
+    }
+  }
+  await writeAtomic(
+    runFiles.record(o.runDir),
+    JSON.stringify(
+      { ...o.record, identity, clips, audio_length: audio.audioLength, status: "running" },
+      null,
+      2,
+    ),
+  );
+
+  const generator = manualSeed(o.seed);
+  const latentShape = [1, 4, F, m.geometry.height, m.geometry.width];
+  // Clips already on disk consumed their noise: draw and drop it so the stream lines up.
+  for (let i = 0; i < start; i++) generator.randn(latentShape, "float16");
+  const schedule = makeDdimSchedule();
+  const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, F));
+  const masks = { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) };
+  const end = o.maxClips !== undefined ? Math.min(clips, start + o.maxClips) : clips;
+  for (let t = start; t < end; t++) {
+    const t0 = performance.now();
+    const ref = new Float32Array((1 + M) * image.pixels.data.length);
+    ref.set(image.pixels.data, 0);
+    // Motion frames are decoded frames in [0, 1], mapped back to [-1, 1]; clip 0 uses the reference image.
+    motion.forEach((fr, i) =>
+      ref.set(t === 0 ? fr : fr.map((v) => Math.fround(v * 2 - 1)), (1 + i) * image.pixels.data.length)
+    );
+    const audioTokens = await projectAudio(m.audioProj, sliceFrames(audio.windows, t * F, F));
+    const { video } = await runClip(m, {
+      refImages: f32([1 + M, 3, H, W], ref),
+      faceEmb: image.faceEmb,
+      audioTokens,
+      faceRegion: f32([1, 3, H, W], image.faceRegion.data),
+      masks,
+    }, {
+      steps: o.steps,
+      cfg: o.cfg,
+      motionScale: o.motionScale,
+      generator,
+      schedule,
+      onStep: (s) => o.onStep?.(t, clips, s),
+    });
+    motion = Array.from({ length: M }, (_, i) => videoFrame(video, F - M + i));
+    const frames = videoToFrames(video);
+    const all = new Uint8Array(frameBytes);
+    frames.forEach((f, i) => all.set(f, i * f.length));
+    const mot = new Float32Array(M * 3 * H * W);
+    motion.forEach((fr, i) => mot.set(fr, i * fr.length));
+    await writeAtomic(runFiles.frames(o.runDir, t), all);
+    await writeAtomic(runFiles.motion(o.runDir, t), new Uint8Array(mot.buffer));
+    const seconds = (performance.now() - t0) / 1000;
+    await writeAtomic(runFiles.done(o.runDir, t), JSON.stringify({ clip: t, seconds }));
+    o.onClip?.(t, clips, seconds);
+  }
+  const complete = end === clips;
+  if (complete) {
+    const rec = JSON.parse(await Deno.readTextFile(runFiles.record(o.runDir)));
+    await writeAtomic(runFiles.record(o.runDir), JSON.stringify({ ...rec, status: "complete" }, null, 2));
+  }
+  return {
+    runDir: o.runDir,
+    clips,
+    frames: Math.min(audio.audioLength, clips * F),
+    width: W,
+    height: H,
+    computed: end - start,
+    complete,
+  };
+}
+
+/** The finished video's frames, read clip by clip from the run directory and trimmed to `frames`. */
+export async function* runFrames(r: AnimateResult): AsyncGenerator<Uint8Array> {
+  const size = r.width * r.height * 3;
+  let left = r.frames;
+  for (let c = 0; c < r.clips && left > 0; c++) {
+    const all = await Deno.readFile(runFiles.frames(r.runDir, c));
+    for (let i = 0; i < all.length / size && left > 0; i++, left--) {
+      yield all.subarray(i * size, (i + 1) * size);
+    }
+  }
+}
