@@ -66,11 +66,12 @@ export async function loadImage(path: string, options: LoadImageOptions = {}): P
   }
   if (bytes.length === 0) throw new ImageError(path, "empty file, not an image");
 
-  const open = () =>
-    sharp(bytes, { failOn: "truncated", ignoreIcc: true, limitInputPixels: MAX_IMAGE_PIXELS, pages: 1 });
+  // The header is read without sharp's pixel limit so that an oversized image gets our clearer message.
+  const open = (limit: number | false = MAX_IMAGE_PIXELS) =>
+    sharp(bytes, { failOn: "truncated", ignoreIcc: true, limitInputPixels: limit, pages: 1 });
   let meta: Metadata;
   try {
-    meta = await open().metadata();
+    meta = await open(false).metadata();
   } catch (e) {
     throw new ImageError(path, `not an image or an unsupported format (${describe(e)})`);
   }
