@@ -133,3 +133,16 @@ Deno.test("chunk iterator: fixed-size chunks that concatenate to the whole decod
   }
   assert.equal(n, 2);
 });
+
+Deno.test("fixtures/speech.wav: 16 kHz mono 16-bit speech, about 2.6 s, read directly", async () => {
+  const path = new URL("../fixtures/speech.wav", import.meta.url).pathname;
+  const w = await readWav(path);
+  assert.equal(w.sampleRate, 16000);
+  assert.equal(w.format, "pcm16");
+  assert.equal(w.channels.length, 1);
+  assert.equal(w.channels[0].length, 42212);
+  assert.ok(Deno.statSync(path).size < 100_000);
+  const a = await decodeAudio(path, { sampleRate: 16000, channels: 1 });
+  assertArrayEqual(a.channels[0], w.channels[0], "direct read");
+  assert.ok(rms(a.channels[0]) > 0.05, "not silence");
+});
