@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { computeMasks } from "../src/stages/image/masks.ts";
-import type { LandmarksPx } from "../src/stages/image/regions.ts";
+import { ImageError } from "../src/stages/image/errors.ts";
+import { expandRegion, type LandmarksPx, roundHalfEven, sliceBounds } from "../src/stages/image/regions.ts";
 import { MASK_REF, maxAbsDiff, readGreyPng, readSafetensors } from "./image_fixtures.ts";
 
 const cases = [...Deno.readDirSync(MASK_REF)].filter((e) => e.isDirectory).map((e) => e.name).sort();
@@ -67,3 +68,28 @@ for (const name of cases) {
     assert.equal(pyrDiff, 0, `pyramids differ by ${pyrDiff}`);
   });
 }
+
+Deno.test("regions: numpy half-even rounding, expand_region shifting, Python slice wrap, clear errors", () => {
+  assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, 2.4999].map(roundHalfEven), [0, 2, 2, -0, -2, 2]);
+  // Box 100..300 at ratio 1.5 in a 250-wide image: [50, 350) -> shifted left to [-50, 250).
+  assert.deepEqual(expandRegion({ minX: 100, maxX: 300, minY: 10, maxY: 20 }, 250, 100, 1.5), {
+    minX: -50,
+    maxX: 250,
+    minY: 8,
+    maxY: 22,
+  });
+  // mask[-50:250] on 250 columns is columns 200..249 (numpy wraps the negative start).
+  assert.deepEqual(sliceBounds(-50, 250, 250), [200, 250]);
+  assert.deepEqual(sliceBounds(-500, 3, 250), [0, 3]);
+  assert.deepEqual(sliceBounds(5, 2, 250), [5, 5]);
+  assert.throws(() => computeMasks([], 64, 64), /no face landmarks/);
+  assert.throws(() => computeMasks(Array.from({ length: 478 }, () => [NaN, 1]), 64, 64), ImageError);
+  assert.throws(() => computeMasks(Array.from({ length: 10 }, () => [1, 1]), 64, 64), /missing/);
+});
+
+Deno.test("masks of a 1x1 image are defined (here an empty box, all-zero masks)", () => {
+  const m = computeMasks(Array.from({ length: 478 }, () => [0.5, 0.5]), 1, 1);
+  assert.deepEqual([...m.faceMask.data], [0]); // a zero-size box at the only pixel: mask[0:0] is empty
+  assert.equal(m.fullMasks[3].data.length, 64);
+  assert.ok(m.faceRegion.data.every((v) => v === 0));
+});
