@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ensureExecutable, FfmpegError, ffmpegPath, runFfmpeg, streamFfmpeg } from "../src/util/ffmpeg.ts";
+import {
+  ensureExecutable,
+  FfmpegError,
+  ffmpegPath,
+  ffmpegSink,
+  runFfmpeg,
+  streamFfmpeg,
+} from "../src/util/ffmpeg.ts";
+import { readWav } from "../src/stages/audio/wav.ts";
 
 Deno.test("ffmpegPath gives an executable that runs", async () => {
   const p = await ffmpegPath();
@@ -67,4 +75,40 @@ Deno.test("runFfmpeg feeds stdin; streamFfmpeg yields stdout and reports failure
     }
   }, /ffmpeg failed on x\.wav/);
   assert.equal(n, 0);
+});
+
+Deno.test("ffmpegSink: data written piece by piece becomes a file; a bad output is an FfmpegError on close", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const out = join(dir, "ramp.wav");
+    const sink = await ffmpegSink([
+      "-v",
+      "error",
+      "-f",
+      "s16le",
+      "-ar",
+      "8000",
+      "-ac",
+      "1",
+      "-i",
+      "pipe:0",
+      out,
+    ]);
+    for (let k = 0; k < 4; k++) {
+      await sink.write(new Uint8Array(Int16Array.from({ length: 1000 }, (_, i) => i + k).buffer));
+    }
+    await sink.close();
+    const w = await readWav(out);
+    assert.equal(w.channels[0].length, 4000);
+    assert.equal(w.channels[0][1001] * 32768, 2); // piece 1, sample 1: i + k = 1 + 1
+    const bad = await ffmpegSink(["-v", "error", "-f", "s16le", "-i", "pipe:0", "-f", "nosuchformat", "x"], {
+      input: "frames",
+    });
+    await assert.rejects(async () => {
+      await bad.write(new Uint8Array(64));
+      await bad.close();
+    }, /ffmpeg failed on frames/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

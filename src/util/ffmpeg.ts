@@ -184,6 +184,58 @@ export async function runFfmpeg(args: readonly string[], opts: FfmpegRunOptions 
   return { stdout, stderr };
 }
 
+/** An ffmpeg process fed through stdin piece by piece (e.g. raw video frames for an encoder). */
+export interface FfmpegSink {
+  /** Writes bytes to ffmpeg's stdin, waiting while the pipe is full. Fails with FfmpegError if ffmpeg died. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes stdin and waits for ffmpeg; throws FfmpegError on a non-zero exit. */
+  close(): Promise<FfmpegResult>;
+  /** Kills ffmpeg (after an error on the caller's side). */
+  abort(): Promise<void>;
+}
+
+/**
+ * Starts ffmpeg reading from stdin (`args` should name `pipe:0` as an input) and returns a sink to feed it.
+ * stdout is discarded unless the output is a file; use `opts.input` to name the data in errors.
+ */
+export async function ffmpegSink(
+  args: readonly string[],
+  opts: { input?: string } = {},
+): Promise<FfmpegSink> {
+  const child = await spawn(args, { stdin: new Uint8Array(), captureStdout: false, input: opts.input });
+  const stderrP = readTail(child.stderr);
+  const writer = child.stdin.getWriter();
+  const fail = async (): Promise<never> => {
+    const [status, stderr] = await Promise.all([child.status, stderrP]);
+    throw failure(args, status.code, stderr, opts.input);
+  };
+  return {
+    async write(bytes) {
+      try {
+        await writer.write(bytes);
+      } catch {
+        await fail();
+      }
+    },
+    async close() {
+      try {
+        await writer.close();
+      } catch { /* ffmpeg already closed its end: its status says why */ }
+      const [status, stderr] = await Promise.all([child.status, stderrP]);
+      if (!status.success) throw failure(args, status.code, stderr, opts.input);
+      return { stdout: new Uint8Array(), stderr };
+    },
+    async abort() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await writer.abort().catch(() => {});
+      await child.status;
+      await stderrP.catch(() => "");
+    },
+  };
+}
+
 /**
  * Runs ffmpeg and yields its stdout as it arrives (for decoding long files without holding them whole).
  * Throws FfmpegError after the last chunk if ffmpeg failed. Stopping the iteration early kills ffmpeg.
