@@ -21,7 +21,8 @@ export interface Checkpoint {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const ZIP_MAGIC = [0x50, 0x4b]; // "PK": local header or (empty archive) end of central directory
+// Zip local file header, or the end record of an empty archive.
+const ZIP_MAGICS = [[0x50, 0x4b, 0x03, 0x04], [0x50, 0x4b, 0x05, 0x06]];
 // torch.save before 1.6 wrote a bare pickle starting with the magic number as a LONG1.
 const LEGACY_TORCH_MAGIC = [0x80, 0x02, 0x8a];
 
@@ -29,11 +30,14 @@ function startsWith(head: Uint8Array, magic: number[]): boolean {
   return magic.every((b, i) => head[i] === b);
 }
 
-/** Detects the format of the bytes in `src` (zip magic vs safetensors header) and reads its tensor table. */
+/** Detects the format of the bytes in `src` (safetensors header vs zip magic) and reads its tensor table. */
 export function parseCheckpoint(src: ByteSource): Checkpoint {
   const head = src.read(0, Math.min(src.size, 9));
-  if (startsWith(head, ZIP_MAGIC)) return readPth(src);
-  if (head[8] === 0x7b /* "{" */ || /\.safetensors$/i.test(src.path)) return readSafetensors(src);
+  // "{" first: a safetensors header length can begin with the bytes "PK\x03\x04" (0x04034b50 is under the
+  // header limit), while byte 8 of a zip is the low byte of the method, never 0x7b.
+  if (head[8] === 0x7b /* "{" */) return readSafetensors(src);
+  if (ZIP_MAGICS.some((m) => startsWith(head, m))) return readPth(src);
+  if (/\.safetensors$/i.test(src.path)) return readSafetensors(src);
   if (startsWith(head, LEGACY_TORCH_MAGIC)) {
     throw new CheckpointError(src.path, "legacy (pre-1.6, non-zip) torch.save format is not supported");
   }

@@ -121,10 +121,13 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
   let op = 0;
   let stack: unknown[] = [];
   const marks: unknown[][] = [];
-  const memo = new Map<number, unknown>();
-  const built = new WeakSet<object>();
+  // An array, not a Map: torch numbers memo slots 0, 1, 2... (a sparse hostile index only makes it slower).
+  const memo: unknown[] = [];
+  let memoCount = 0;
+  // Plain Sets, not WeakSets: they die with this call, and WeakSets cost the GC extra work per entry.
+  const built = new Set<object>();
   // Tuples and lists are both arrays (tuples are far more common); only lists may be appended to.
-  const lists = new WeakSet<unknown[]>();
+  const lists = new Set<unknown[]>();
 
   const fail = (problem: string): never => {
     throw new CheckpointError(opts.file, `${opts.where}: ${problem} (${opName(op)} at byte ${opPos})`);
@@ -152,12 +155,13 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const text = (n: number): string => {
     const at = need(n);
-    // Keys are short ASCII: building them in JS avoids a decoder call per string (most of the parse time).
-    if (n <= 64) {
-      let ascii = "";
+    // Keys are ASCII: building them in JS avoids a decoder call per string (a large part of the parse time).
+    if (n <= 512) {
       let i = at;
-      for (; i < at + n && bytes[i] < 0x80; i++) ascii += String.fromCharCode(bytes[i]);
-      if (i === at + n) return ascii;
+      while (i < at + n && bytes[i] < 0x80) i++;
+      if (i === at + n) {
+        return String.fromCharCode.apply(null, bytes.subarray(at, at + n) as unknown as number[]);
+      }
     }
     try {
       return utf8.decode(bytes.subarray(at, at + n));
@@ -166,9 +170,9 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
     }
   };
   const line = (): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0 || end - pos > MAX_GLOBAL_NAME) fail("unterminated or overlong GLOBAL name");
-    const s = text(end - pos);
+    const len = bytes.subarray(pos, pos + MAX_GLOBAL_NAME + 1).indexOf(0x0a);
+    if (len < 0) fail("unterminated or overlong GLOBAL name");
+    const s = text(len);
     pos++;
     return s;
   };
@@ -178,8 +182,12 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
     return g as PickleGlobal;
   };
   const memoGet = (i: number): unknown => {
-    if (!memo.has(i)) fail(`memo entry ${i} is missing`);
-    return memo.get(i);
+    const v = memo[i]; // never undefined once set: pickled values are null at most
+    return v === undefined ? fail(`memo entry ${i} is missing`) : v;
+  };
+  const memoSet = (i: number): void => {
+    if (memo[i] === undefined) memoCount++;
+    memo[i] = top();
   };
   const dictOnTop = (): PickleDict => {
     const d = top();
@@ -283,7 +291,6 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
         stack.push(l);
         break;
       }
-        break;
       case 0x29: // EMPTY_TUPLE
         stack.push([]);
         break;
@@ -307,13 +314,13 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
         break;
       }
       case 0x71: // BINPUT
-        memo.set(bytes[need(1)], top());
+        memoSet(bytes[need(1)]);
         break;
       case 0x72: // LONG_BINPUT
-        memo.set(dv.getUint32(need(4), true), top());
+        memoSet(dv.getUint32(need(4), true));
         break;
       case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
+        memoSet(memoCount);
         break;
       case 0x68: // BINGET
         stack.push(memoGet(bytes[need(1)]));

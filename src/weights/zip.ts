@@ -13,6 +13,8 @@ export interface ZipEntry {
   readonly compressedSize: number;
   readonly size: number;
   readonly dataOffset: number;
+  /** Where its local header starts. */
+  readonly headerOffset: number;
 }
 
 const SIG_EOCD = 0x06054b50;
@@ -147,6 +149,19 @@ function zip64Fields(
   }
 }
 
+/** A central directory record before its local header has been checked. */
+interface CentralRecord {
+  name: string;
+  nameBytes: Uint8Array;
+  method: number;
+  compressedSize: number;
+  size: number;
+  localOffset: number;
+}
+
+/** Local headers closer together than this are fetched with one read (one syscall pair per header is slow). */
+const HEADER_BATCH_BYTES = 1 << 14;
+
 /**
  * Reads the central directory of the zip archive in `src` and each entry's local header.
  * Entries are returned by name, in directory order.
@@ -154,9 +169,28 @@ function zip64Fields(
 export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
   const file = src.path;
   const dir = findDirectory(src);
+  const records = readCentralRecords(src, dir);
+  const offsets = localDataOffsets(src, records);
+  const out = new Map<string, ZipEntry>();
+  records.forEach((r, i) => {
+    if (out.has(r.name)) throw new CheckpointError(file, `zip entry '${r.name}' appears twice`);
+    if (offsets[i] + r.compressedSize > dir.offset) {
+      throw new CheckpointError(
+        file,
+        `zip entry '${r.name}' runs past the start of the central directory (truncated?)`,
+      );
+    }
+    const { name, method, compressedSize, size, localOffset: headerOffset } = r;
+    out.set(name, { name, method, compressedSize, size, dataOffset: offsets[i], headerOffset });
+  });
+  return out;
+}
+
+function readCentralRecords(src: ByteSource, dir: Directory): CentralRecord[] {
+  const file = src.path;
   const cd = src.read(dir.offset, dir.size);
   const cv = view(cd);
-  const out = new Map<string, ZipEntry>();
+  const records: CentralRecord[] = [];
   let p = 0;
   for (let i = 0; i < dir.entries; i++) {
     if (p + CENTRAL_LEN > cd.length || cv.getUint32(p, true) !== SIG_CENTRAL) {
@@ -166,69 +200,79 @@ export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
       );
     }
     const flags = cv.getUint16(p + 8, true);
-    const method = cv.getUint16(p + 10, true);
     const nameLen = cv.getUint16(p + 28, true);
     const extraLen = cv.getUint16(p + 30, true);
-    const commentLen = cv.getUint16(p + 32, true);
-    const end = p + CENTRAL_LEN + nameLen + extraLen + commentLen;
+    const end = p + CENTRAL_LEN + nameLen + extraLen + cv.getUint16(p + 32, true);
     if (end > cd.length) {
       throw new CheckpointError(file, `damaged zip: central directory entry ${i} is truncated`);
     }
     const nameBytes = cd.subarray(p + CENTRAL_LEN, p + CENTRAL_LEN + nameLen);
-    const name = names.decode(nameBytes);
-    const fields = {
+    const r: CentralRecord = {
+      name: names.decode(nameBytes),
+      nameBytes,
+      method: cv.getUint16(p + 10, true),
       compressedSize: cv.getUint32(p + 20, true),
       size: cv.getUint32(p + 24, true),
       localOffset: cv.getUint32(p + 42, true),
     };
     zip64Fields(
       cd.subarray(p + CENTRAL_LEN + nameLen, p + CENTRAL_LEN + nameLen + extraLen),
-      fields,
+      r,
       file,
-      name,
+      r.name,
     );
-    p = end;
-    if (flags & 1) throw new CheckpointError(file, `zip entry '${name}' is encrypted`);
-    if (out.has(name)) throw new CheckpointError(file, `zip entry '${name}' appears twice`);
-    const dataOffset = localDataOffset(src, fields.localOffset, nameBytes, method, name);
-    if (dataOffset + fields.compressedSize > dir.offset) {
+    if (flags & 1) throw new CheckpointError(file, `zip entry '${r.name}' is encrypted`);
+    if (r.localOffset + LOCAL_LEN + nameLen > src.size) {
       throw new CheckpointError(
         file,
-        `zip entry '${name}' runs past the start of the central directory (truncated?)`,
+        `zip entry '${r.name}': local header offset ${r.localOffset} is past the end of the file`,
       );
     }
-    out.set(name, { name, method, compressedSize: fields.compressedSize, size: fields.size, dataOffset });
+    records.push(r);
+    p = end;
   }
-  return out;
+  return records;
 }
 
-/** Checks an entry's local header against its directory record; returns where its data starts. */
-function localDataOffset(
-  src: ByteSource,
-  at: number,
-  nameBytes: Uint8Array,
-  method: number,
-  name: string,
-): number {
-  const file = src.path;
-  if (at + LOCAL_LEN + nameBytes.length > src.size) {
-    throw new CheckpointError(
-      file,
-      `zip entry '${name}': local header offset ${at} is past the end of the file`,
-    );
+/** Checks each record's local header (read in batches of nearby headers); returns where each one's data starts. */
+function localDataOffsets(src: ByteSource, records: CentralRecord[]): number[] {
+  const order = records.map((_, i) => i).sort((a, b) => records[a].localOffset - records[b].localOffset);
+  const offsets = new Array<number>(records.length);
+  let k = 0;
+  while (k < order.length) {
+    const start = records[order[k]].localOffset;
+    let end = start;
+    let j = k;
+    for (; j < order.length; j++) {
+      const r = records[order[j]];
+      const rEnd = r.localOffset + LOCAL_LEN + r.nameBytes.length;
+      if (j > k && rEnd - start > HEADER_BATCH_BYTES) break;
+      end = Math.max(end, rEnd);
+    }
+    const chunk = src.read(start, end - start);
+    for (; k < j; k++) {
+      const r = records[order[k]];
+      offsets[order[k]] = localDataOffset(src.path, chunk.subarray(r.localOffset - start), r);
+    }
   }
-  const lh = src.read(at, LOCAL_LEN + nameBytes.length);
+  return offsets;
+}
+
+/** Checks an entry's local header (at the start of `lh`) against its directory record; returns where its data starts. */
+function localDataOffset(file: string, lh: Uint8Array, r: CentralRecord): number {
   const lv = view(lh);
+  const { name, nameBytes } = r;
   if (lv.getUint32(0, true) !== SIG_LOCAL) {
     throw new CheckpointError(file, `zip entry '${name}': local header not found`);
   }
-  if (lv.getUint16(8, true) !== method) {
+  if (lv.getUint16(8, true) !== r.method) {
     throw new CheckpointError(file, `zip entry '${name}': local header and directory disagree on the method`);
   }
+  const n = nameBytes.length;
   if (
-    lv.getUint16(26, true) !== nameBytes.length || !lh.subarray(LOCAL_LEN).every((b, i) => b === nameBytes[i])
+    lv.getUint16(26, true) !== n || !lh.subarray(LOCAL_LEN, LOCAL_LEN + n).every((b, i) => b === nameBytes[i])
   ) {
     throw new CheckpointError(file, `zip entry '${name}': local header names a different file`);
   }
-  return at + LOCAL_LEN + nameBytes.length + lv.getUint16(28, true);
+  return r.localOffset + LOCAL_LEN + n + lv.getUint16(28, true);
 }
