@@ -280,14 +280,48 @@ export function attention(
   const K = linear(c, `${path}.${n.k}`, kv, kvDim, inner, bias);
   const V = linear(c, `${path}.${n.v}`, kv, kvDim, inner, bias);
   const probe = c.attentionProbes?.get(path);
-  const ctx = c.attention === "fused" && !probe
-    ? c.g.op1("MultiHeadAttention", [Q, K, V], {
+  let ctx: Value;
+  if (c.attention === "fused") {
+    ctx = c.g.op1("MultiHeadAttention", [Q, K, V], {
       path,
       domain: "com.microsoft",
       attrs: { num_heads: o.heads, scale: { float: 1 / Math.sqrt(o.dimHead) } },
-    })
-    : plainAttention(c, path, Q, K, V, o.heads, o.dimHead, probe);
+    });
+    // A probe taps the probabilities on a side branch, so the main path (and its numbers) is unchanged.
+    if (probe) attentionProbs(c, path, Q, K, o.heads, o.dimHead, probe);
+  } else {
+    ctx = plainAttention(c, path, Q, K, V, o.heads, o.dimHead, probe);
+  }
   return linear(c, `${path}.${n.out}`, ctx, inner, o.queryDim, true, outName ?? path);
+}
+
+/**
+ * softmax(Q K^T / sqrt(d)) per head, (B, heads, S, L); with `probe` it also becomes the graph output
+ * `${path}.probs`, averaged over heads (B, S, L) or per head.
+ */
+export function attentionProbs(
+  c: Ctx,
+  path: string,
+  Q: Value,
+  K: Value,
+  heads: number,
+  dimHead: number,
+  probe?: AttentionProbe,
+): Value {
+  const q = transpose(c, path, reshape(c, path, Q, [0, 0, heads, dimHead]), [0, 2, 1, 3]);
+  const kT = transpose(c, path, reshape(c, path, K, [0, 0, heads, dimHead]), [0, 2, 3, 1]);
+  const scores = mul(c, path, c.g.op1("MatMul", [q, kT], { path }), scalar(c, path, 1 / Math.sqrt(dimHead)));
+  const probs = c.g.op1("Softmax", [scores], { path, attrs: { axis: -1 } });
+  if (probe === "heads") c.g.output(identity(c, path, probs, `${path}.probs`));
+  if (probe === "mean") {
+    const m = c.g.op1("ReduceMean", [probs, c.g.ints(`${path}/axes`, [1])], {
+      path,
+      attrs: { keepdims: 0 },
+      outName: `${path}.probs`,
+    });
+    c.g.output(m);
+  }
+  return probs;
 }
 
 /** softmax(QK^T * scale) V with heads split explicitly; `probe` also emits `${path}.probs`. */
@@ -301,20 +335,8 @@ export function plainAttention(
   dimHead: number,
   probe?: AttentionProbe,
 ): Value {
-  const q = transpose(c, path, reshape(c, path, Q, [0, 0, heads, dimHead]), [0, 2, 1, 3]);
-  const kT = transpose(c, path, reshape(c, path, K, [0, 0, heads, dimHead]), [0, 2, 3, 1]);
+  const probs = attentionProbs(c, path, Q, K, heads, dimHead, probe);
   const v = transpose(c, path, reshape(c, path, V, [0, 0, heads, dimHead]), [0, 2, 1, 3]);
-  const scores = mul(c, path, c.g.op1("MatMul", [q, kT], { path }), scalar(c, path, 1 / Math.sqrt(dimHead)));
-  const probs = c.g.op1("Softmax", [scores], { path, attrs: { axis: -1 } });
-  if (probe === "heads") c.g.output(identity(c, path, probs, `${path}.probs`));
-  if (probe === "mean") {
-    const m = c.g.op1("ReduceMean", [probs, c.g.ints(`${path}/axes`, [1])], {
-      path,
-      attrs: { keepdims: 0 },
-      outName: `${path}.probs`,
-    });
-    c.g.output(m);
-  }
   const o = transpose(c, path, c.g.op1("MatMul", [probs, v], { path }), [0, 2, 1, 3]);
   return reshape(c, path, o, [0, 0, heads * dimHead]);
 }
