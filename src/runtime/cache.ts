@@ -81,7 +81,8 @@ function writable(dir: string): boolean {
 export function cacheDirFor(root: string): string | undefined {
   const env = Deno.env.get("HALLO_GRAPH_CACHE");
   if (env === "off") return undefined;
-  if (env) return env;
+  // created like the default folders: a cache folder that does not exist yet must not silently disable caching
+  if (env) return writable(env) ? env : undefined;
   const beside = join(root, ".hallo-cache", "graphs");
   if (writable(beside)) return beside;
   const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");

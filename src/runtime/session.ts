@@ -3,7 +3,7 @@
  * bytes are handed to ORT with the folder that external locations are relative to.
  */
 import * as ort from "onnxruntime-node";
-import { type Device, deviceUnavailable } from "./device.ts";
+import { type Device, deviceUnavailable, parseDevice } from "./device.ts";
 import { fromOrt, toOrt } from "./tensors.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -25,7 +25,8 @@ export class Session {
    * Creates a session from ONNX model bytes whose external data locations are relative to `externalRoot`.
    */
   static async create(model: Uint8Array, externalRoot: string, o: SessionOptions = {}): Promise<Session> {
-    const device = o.device ?? "cpu";
+    // validated here too: callers outside the CLI can pass any string, and ORT's own message names no fix
+    const device = parseDevice(o.device ?? "cpu");
     const extra: Record<string, Record<string, string>> = {
       session: { model_external_initializers_file_folder_path: externalRoot },
     };
