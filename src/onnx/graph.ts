@@ -24,6 +24,11 @@ export interface WeightSource {
   get(key: string): TensorRef;
   has(key: string): boolean;
   markUsed?(key: string): void;
+  /**
+   * Told the shape the network expects for `key` before `has`/`get` are asked (only on a key's first
+   * binding), so a source can record a network's checkpoint layout or synthesise matching tensors.
+   */
+  expect?(key: string, shape: readonly number[]): void;
 }
 
 /** Thrown when a checkpoint tensor does not have the shape the network expects. */
@@ -183,6 +188,7 @@ export class Graph {
       }
       return this.initializerValue(key);
     }
+    src.expect?.(key, shape);
     if (!src.has(key)) {
       throw new GraphBuildError(`checkpoint has no tensor '${key}' (expected shape [${shape}])`);
     }

@@ -2,7 +2,7 @@
  * Where the `pretrained_models/` folder is: `--weights DIR`, else `$HALLO_WEIGHTS`, else
  * `weights/pretrained_models` of this project.
  */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MANIFEST, type Stage, type WeightsManifest } from "./manifest.ts";
 import { checkFile, type FileCheck } from "./verify.ts";
@@ -83,4 +83,31 @@ export async function requireWeights(
   }
   if (bad.length) throw new MissingWeightsError(stage, dir, bad);
   return paths;
+}
+
+/** Where Hallo's trained weights may be, in order of preference: upstream's file, then a safetensors copy. */
+export const NET_CHECKPOINTS: readonly string[] = ["hallo/net.pth", "hallo/net.safetensors"];
+
+/** `pretrained_models/` has neither `hallo/net.pth` nor `hallo/net.safetensors`. */
+export class MissingNetCheckpointError extends Error {
+  override name = "MissingNetCheckpointError";
+}
+
+/**
+ * The checkpoint of Hallo's trained networks in `weightsDir`: `hallo/net.pth` when present, else
+ * `hallo/net.safetensors` (the tiny random set and converted copies). Throws a MissingNetCheckpointError
+ * naming both paths and the download command when neither is a file.
+ */
+export function resolveNetCheckpoint(weightsDir: string): string {
+  const candidates = NET_CHECKPOINTS.map((p) => join(resolve(weightsDir), p));
+  for (const c of candidates) {
+    try {
+      if (Deno.statSync(c).isFile) return c;
+    } catch { /* try the next one */ }
+  }
+  throw new MissingNetCheckpointError(
+    `no Hallo checkpoint: neither ${candidates.join(" nor ")} exists; fetch with: ${
+      downloadCommand(["net"], weightsDir)
+    }`,
+  );
 }

@@ -1,7 +1,8 @@
 /**
  * Every network one clip needs, loaded once from a `pretrained_models/` folder and reused across clips.
  * Sizes that upstream hard-codes in inference.py (projection and face-locator configs, the UNet kwargs)
- * can be overridden, which is how the tiny reference models load.
+ * can be overridden, which is how the tiny reference models load; a folder with a `tiny.json` (the tiny
+ * random set) supplies them itself.
  */
 import { join } from "node:path";
 import type { AudioProjConfig } from "../../models/audio_proj.ts";
@@ -9,7 +10,9 @@ import type { FaceLocatorConfig } from "../../models/face_locator.ts";
 import type { ImageProjConfig } from "../../models/image_proj.ts";
 import type { HalloUNetKwargs } from "../../models/unet_config.ts";
 import type { Device } from "../../runtime/device.ts";
+import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
+import { readTinyConfigs } from "../../weights/tiny_configs.ts";
 import { type FaceLocatorModel, loadFaceLocator } from "../networks/face_locator.ts";
 import {
   type AudioProjModel,
@@ -75,9 +78,10 @@ export async function loadHalloModels(
   geometry: ClipGeometry,
   o: ModelOptions = {},
 ): Promise<HalloModels> {
-  const cfgs = o.configs ?? {};
+  // A tiny random set records the sizes upstream hard-codes; real weights have no tiny.json.
+  const cfgs = o.configs ?? readTinyConfigs(weightsDir) ?? {};
   const session = { device: o.device, threads: o.threads, mmapWeights: o.mmapWeights };
-  const net = WeightStore.open(join(weightsDir, "hallo", "net.pth"));
+  const net = WeightStore.open(resolveNetCheckpoint(weightsDir));
   const vae = await loadVae(join(weightsDir, "sd-vae-ft-mse"), session);
   const imageProj = await loadImageProj(net, { ...session, config: cfgs.imageProj });
   const audioProj = await loadAudioProj(net, { ...session, config: cfgs.audioProj });

@@ -24,6 +24,7 @@ import type { AttentionProbe } from "../../onnx/layers.ts";
 import { compile } from "../../runtime/cache.ts";
 import { Session, type SessionOptions } from "../../runtime/session.ts";
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
+import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
 import { roundToF16 } from "../../util/f16.ts";
 
@@ -33,7 +34,7 @@ export interface UNetSources {
   weightsDir: string;
   /** Overrides Hallo's `unet_additional_kwargs` (tiny test models use other sizes). */
   kwargs?: HalloUNetKwargs;
-  /** Checkpoint file (default `<weightsDir>/hallo/net.pth`). */
+  /** Checkpoint file (default `<weightsDir>/hallo/net.pth`, else `hallo/net.safetensors`). */
   checkpoint?: string;
 }
 
@@ -87,7 +88,7 @@ async function load<S>(
 ): Promise<Loaded<S>> {
   const config = readConfig(src.weightsDir);
   const kwargs = src.kwargs ?? HALLO_UNET_KWARGS;
-  const file = src.checkpoint ?? join(src.weightsDir, "hallo", "net.pth");
+  const file = src.checkpoint ?? resolveNetCheckpoint(src.weightsDir);
   const store = WeightStore.open(file);
   const probes = o.probes ?? {};
   const attentionProbes = new Map(Object.entries(probes.attention ?? {}));
