@@ -16,7 +16,11 @@ export interface KeySpec {
  * Writes a float32 safetensors file of uniform random values in [-scale, scale] for `keys`, streaming
  * (full-size checkpoints are gigabytes). Deterministic (xorshift32).
  */
-export async function writeRandomSafetensors(path: string, keys: readonly KeySpec[], scale = 0.02): Promise<number> {
+export async function writeRandomSafetensors(
+  path: string,
+  keys: readonly KeySpec[],
+  scale = 0.02,
+): Promise<number> {
   const header: Record<string, unknown> = {};
   let off = 0;
   for (const k of keys) {
@@ -63,7 +67,9 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => typeof c === "number" ? fmtNum(c) : c))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? "").length)));
   const line = (r: (string | number)[]) => r.map((c, i) => String(c ?? "").padEnd(widths[i])).join("  ");
-  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
+    "\n",
+  );
 }
 
 function fmtNum(v: number): string {
