@@ -25,7 +25,13 @@ export async function loadFaceLocator(
 ): Promise<FaceLocatorModel> {
   const config = resolveFaceLocatorConfig(opts.config ?? FACE_LOCATOR_CONFIG);
   const { store, files } = netWeights(net, FACE_LOCATOR_PREFIX);
-  const n = await openNetwork("face_locator", config, files, () => buildFaceLocator(store, config), opts);
+  const n = await openNetwork(
+    "face_locator",
+    config,
+    files,
+    (w = store, dtype) => buildFaceLocator(w, config, { dtype }),
+    { ...opts, weights: store },
+  );
   return { config, session: n.session, timings: n.timings, release: () => n.session.release() };
 }
 

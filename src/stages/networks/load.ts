@@ -3,9 +3,10 @@
  * through the compile cache and open an ORT session on it, once, with the timings recorded.
  */
 import { join } from "node:path";
-import type { Graph } from "../../onnx/graph.ts";
+import type { Graph, GraphDType, WeightSource } from "../../onnx/graph.ts";
 import { compile } from "../../runtime/cache.ts";
 import type { Device } from "../../runtime/device.ts";
+import { buildForDtype } from "../../runtime/fp16_graph.ts";
 import { Session } from "../../runtime/session.ts";
 import type { F32Tensor, Tensor } from "../../tensor.ts";
 import { WeightStore } from "../../weights/store.ts";
@@ -22,6 +23,11 @@ export interface NetworkOptions {
   threads?: number;
   /** Keep weights memory-mapped instead of pre-packed (less memory, a little slower). */
   mmapWeights?: boolean;
+  /**
+   * Graph precision (default float32). float16 binds a converted copy of the weights cached beside the
+   * checkpoint; inputs and outputs stay float32 either way.
+   */
+  dtype?: GraphDType;
 }
 
 /** One built network with its open session. */
@@ -35,19 +41,31 @@ export interface NetworkSession {
 
 /**
  * Builds `build()` (always: it takes milliseconds and checks every weight shape, even when the encoded
- * graph then comes from the cache), compiles it under `network`/`config` and opens a session.
+ * graph then comes from the cache), compiles it under `network`/`config` and opens a session. For
+ * `opts.dtype` float16, `build(w, dtype)` must build over `w` when given (see `buildForDtype`), and
+ * `opts.weights` should be the store it reads.
  */
 export async function openNetwork(
   network: string,
   config: unknown,
   files: readonly string[],
-  build: () => Graph,
-  opts: NetworkOptions & { probes?: readonly string[] } = {},
+  build: (w: WeightSource | undefined, dtype: GraphDType) => Graph,
+  opts: NetworkOptions & { probes?: readonly string[]; weights?: WeightSource } = {},
 ): Promise<NetworkSession> {
   const t0 = performance.now();
-  const graph = build();
   const probes = [...(opts.probes ?? [])];
-  const compiled = compile({ network, config, dtype: graph.dtype, probes, files }, () => graph, probes);
+  const built = buildForDtype(network, opts.dtype ?? "float32", build, {
+    weights: opts.weights,
+    files,
+    probes,
+    device: opts.device,
+  });
+  const graph = built.graph;
+  const compiled = compile(
+    { network, config, dtype: graph.dtype, probes, files: built.files },
+    () => graph,
+    probes,
+  );
   const t1 = performance.now();
   const session = await Session.create(compiled.bytes, compiled.externalRoot, {
     device: opts.device,

@@ -50,7 +50,13 @@ export async function loadImageProj(
 ): Promise<ImageProjModel> {
   const config = opts.config ?? IMAGE_PROJ_CONFIG;
   const { store, files } = netWeights(net, IMAGE_PROJ_PREFIX);
-  const n = await openNetwork("image_proj", config, files, () => buildImageProj(store, config), opts);
+  const n = await openNetwork(
+    "image_proj",
+    config,
+    files,
+    (w = store, dtype) => buildImageProj(w, config, { dtype }),
+    { ...opts, weights: store },
+  );
   return { config, session: n.session, timings: n.timings, release: () => n.session.release() };
 }
 
@@ -72,7 +78,13 @@ export async function loadAudioProj(
 ): Promise<AudioProjModel> {
   const config = opts.config ?? AUDIO_PROJ_CONFIG;
   const { store, files } = netWeights(net, AUDIO_PROJ_PREFIX);
-  const n = await openNetwork("audio_proj", config, files, () => buildAudioProj(store, config), opts);
+  const n = await openNetwork(
+    "audio_proj",
+    config,
+    files,
+    (w = store, dtype) => buildAudioProj(w, config, { dtype }),
+    { ...opts, weights: store },
+  );
   return { config, session: n.session, timings: n.timings, release: () => n.session.release() };
 }
 

@@ -20,8 +20,10 @@ import {
   parseUNetConfig,
   type UNetConfig,
 } from "../../models/unet_config.ts";
+import type { Graph, WeightSource } from "../../onnx/graph.ts";
 import type { AttentionProbe } from "../../onnx/layers.ts";
 import { compile } from "../../runtime/cache.ts";
+import { buildForDtype } from "../../runtime/fp16_graph.ts";
 import { Session, type SessionOptions } from "../../runtime/session.ts";
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
@@ -82,9 +84,9 @@ async function load<S>(
   build: (
     cfg: UNetConfig,
     kw: HalloUNetKwargs,
-    store: WeightStore,
+    store: WeightSource,
     attentionProbes: Map<string, AttentionProbe>,
-  ) => import("../../onnx/graph.ts").Graph,
+  ) => Graph,
 ): Promise<Loaded<S>> {
   const config = readConfig(src.weightsDir);
   const kwargs = src.kwargs ?? HALLO_UNET_KWARGS;
@@ -93,9 +95,22 @@ async function load<S>(
   const probes = o.probes ?? {};
   const attentionProbes = new Map(Object.entries(probes.attention ?? {}));
   const dtype = o.dtype ?? "float32";
+  let files = [file];
+  let buildGraph = () => build(config, kwargs, store, attentionProbes);
+  if (dtype === "float16") {
+    // Built now (milliseconds): the fp16 weights cache is named after the keys the graph binds.
+    const fp16 = buildForDtype(network, dtype, (w) => build(config, kwargs, w ?? store, attentionProbes), {
+      weights: store,
+      files,
+      probes: probes.values ?? [],
+      device: o.device,
+    });
+    files = fp16.files;
+    buildGraph = () => fp16.graph;
+  }
   const compiled = compile(
-    { network, config: { config, kwargs, shape }, dtype, probes, files: [file] },
-    () => build(config, kwargs, store, attentionProbes),
+    { network, config: { config, kwargs, shape }, dtype, probes, files },
+    buildGraph,
     probes.values ?? [],
   );
   const prefix = `${network}.`;

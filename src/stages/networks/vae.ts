@@ -72,15 +72,15 @@ export async function loadVae(dir: string, opts: LoadVaeOptions = {}): Promise<V
     "vae_encoder",
     key,
     [file],
-    () => buildVaeEncoder(store, config, { attention }),
-    { ...opts, probes: opts.probes?.encoder },
+    (w = store, dtype) => buildVaeEncoder(w, config, { attention, dtype }),
+    { ...opts, probes: opts.probes?.encoder, weights: store },
   );
   const dec = await openNetwork(
     "vae_decoder",
     key,
     [file],
-    () => buildVaeDecoder(store, config, { attention }),
-    { ...opts, probes: opts.probes?.decoder },
+    (w = store, dtype) => buildVaeDecoder(w, config, { attention, dtype }),
+    { ...opts, probes: opts.probes?.decoder, weights: store },
   );
   return {
     config,

@@ -1,0 +1,54 @@
+/**
+ * Building a network's graph at the precision asked for. fp32 graphs bind the checkpoints as they are.
+ * fp16 graphs are built twice: once over the checkpoints to learn which tensors they bind (milliseconds,
+ * no weight is read), then over the fp16 weights cache of exactly those tensors (written on first use),
+ * with a float32 interface so that stage functions never see fp16 tensors.
+ */
+import { type Graph, GraphBuildError, type GraphDType, type WeightSource } from "../onnx/graph.ts";
+import { f32Interface } from "../onnx/f32_interface.ts";
+import { fp16Weights } from "../weights/fp16_cache.ts";
+import type { Device } from "./device.ts";
+import { warnIfFp16OnCpu } from "./dtype.ts";
+
+/**
+ * A graph builder over a weight source. `w` undefined means the builder's own checkpoint store; `dtype` is
+ * the graph precision to build.
+ */
+export type DtypeBuilder = (w: WeightSource | undefined, dtype: GraphDType) => Graph;
+
+/** A built graph and the files it reads (what `compile()` takes as `files`). */
+export interface GraphForDtype {
+  graph: Graph;
+  files: string[];
+  /** For fp16: the cache file (undefined when none could be written) and whether this build wrote it. */
+  fp16?: { file?: string; written: boolean };
+}
+
+/**
+ * Builds `network` at `dtype`. `weights` is the checkpoint store the builder reads (it answers `has` during the
+ * fp16 build, so both builds choose alike); `files` are the checkpoint files of an fp32 build; `probes` are
+ * values that will be graph outputs (cast to float32 too). Warns once when fp16 is asked for on CPU.
+ */
+export function buildForDtype(
+  network: string,
+  dtype: GraphDType,
+  build: DtypeBuilder,
+  o: { weights?: WeightSource; files: readonly string[]; probes?: readonly string[]; device?: Device },
+): GraphForDtype {
+  if (dtype === "float32") return { graph: build(o.weights, "float32"), files: [...o.files] };
+  warnIfFp16OnCpu(dtype, o.device);
+  const bound = build(o.weights, dtype).boundKeys();
+  const w = fp16Weights(network, bound.map((b) => ({ ...b.ref, name: b.key })), o.weights);
+  const graph = build(w.source, dtype);
+  if (graph.dtype !== dtype) {
+    throw new GraphBuildError(`${network}: the graph builder ignored dtype ${dtype} (built ${graph.dtype})`);
+  }
+  const keys = new Set(bound.map((b) => b.key));
+  const again = graph.boundKeys();
+  if (again.length !== keys.size || again.some((b) => !keys.has(b.key))) {
+    throw new GraphBuildError(`${network}: the fp16 build bound other weights than the first build`);
+  }
+  // Stage functions keep exchanging float32: the Casts live inside the graph.
+  f32Interface(graph, o.probes ?? []);
+  return { graph, files: w.files, fp16: { file: w.file, written: w.written } };
+}
