@@ -15,6 +15,7 @@ import {
   type WeightsFile,
 } from "../weights/manifest.ts";
 import { checkWeights, enabledStages, type FileCheck, missingFor } from "../weights/verify.ts";
+import { findCompiledCaches, removeCaches } from "../weights/clean_caches.ts";
 
 const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
 
@@ -25,8 +26,10 @@ const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
   check [--dir DIR] [--stages image,audio,networks]
       table of every manifest file (present, format valid, size, stage); exit 1 when a required file
       of the requested stages (default: all) is missing or invalid.
-  clean [--dir DIR]
-      delete *.partial and *.invalid leftovers of failed downloads.
+  clean [--dir DIR] [--all]
+      delete *.partial and *.invalid leftovers of failed downloads, and the compiled caches of DIR
+      (.hallo-cache/ folders: graphs and fp16 weights, and their per-user copies for read-only folders);
+      --all also empties the whole per-user cache ($XDG_CACHE_HOME/hallo-lab) of every weights folder.
 
 DIR defaults to --weights, then $HALLO_WEIGHTS, then weights/pretrained_models.`;
 
@@ -225,7 +228,14 @@ async function check(args: string[]): Promise<number> {
 }
 
 async function clean(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { dir: { type: "string" }, weights: { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      dir: { type: "string" },
+      weights: { type: "string" },
+      all: { type: "boolean", default: false },
+    },
+  });
   const dir = resolveWeightsDir(values.dir ?? values.weights);
   let removed = 0;
   for (const f of MANIFEST.files) {
@@ -241,6 +251,13 @@ async function clean(args: string[]): Promise<number> {
     }
   }
   err(`${removed} leftover file(s) removed from ${dir}`);
+  const caches = findCompiledCaches(dir, { all: values.all });
+  let freed = 0;
+  for (const c of caches) {
+    freed += removeCaches([c]);
+    err(`removed ${c.path} (${c.where} cache, ${formatBytes(c.bytes)})`);
+  }
+  err(`${caches.length} compiled cache folder(s) removed, ${formatBytes(freed)} freed`);
   return 0;
 }
 
