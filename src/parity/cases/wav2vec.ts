@@ -5,57 +5,10 @@
  */
 import { join } from "node:path";
 import type { CaseInput, CaseResult, ParityCase } from "../types.ts";
-import { f32, type F32Tensor } from "../../tensor.ts";
 import { loadWav2Vec, runWav2Vec, stackHiddenStates } from "../../stages/networks/wav2vec.ts";
+import { prepareWav2vecInput } from "../../stages/audio/wav2vec_input.ts";
+import { gatherWindows } from "../../stages/audio/windows.ts";
 import { WAV2VEC2_IO } from "../../models/wav2vec2.ts";
-
-// The three helpers below stand in for src/stages/audio (owned by the audio preprocessing work), which has no
-// normalisation/padding/windowing module yet; switch to it when it lands.
-
-/** Wav2Vec2FeatureExtractor do_normalize: (x - mean) / sqrt(var + 1e-7) over the whole clip. */
-function normalize(x: Float32Array): Float32Array {
-  let mean = 0;
-  for (const v of x) mean += v;
-  mean /= x.length;
-  let variance = 0;
-  for (const v of x) variance += (v - mean) ** 2;
-  variance /= x.length;
-  const inv = 1 / Math.sqrt(variance + 1e-7);
-  return x.map((v) => (v - mean) * inv);
-}
-
-/** audio_processor.py: seq_len = ceil(N/sr*fps), padded with zeros up to a multiple of clip_length frames. */
-function padToClips(
-  x: Float32Array,
-  sampleRate: number,
-  fps: number,
-  clipLength: number,
-): { padded: Float32Array; seqLen: number; audioLength: number } {
-  let seqLen = Math.ceil(x.length / sampleRate * fps);
-  const audioLength = seqLen;
-  let padded = x;
-  if (seqLen % clipLength !== 0) {
-    const extra = clipLength - seqLen % clipLength;
-    padded = new Float32Array(x.length + extra * Math.floor(sampleRate / fps));
-    padded.set(x);
-    seqLen += extra;
-  }
-  return { padded, seqLen, audioLength };
-}
-
-/** inference.py `process_audio_emb`: frames i-2..i+2 (clamped) per frame, (L, 5, layers, C). */
-function windows(emb: F32Tensor): F32Tensor {
-  const [L, layers, C] = emb.shape;
-  const frame = layers * C;
-  const out = new Float32Array(L * 5 * frame);
-  for (let i = 0; i < L; i++) {
-    for (let j = -2; j <= 2; j++) {
-      const src = Math.max(Math.min(i + j, L - 1), 0);
-      out.set(emb.data.subarray(src * frame, (src + 1) * frame), (i * 5 + j + 2) * frame);
-    }
-  }
-  return f32([L, 5, layers, C], out);
-}
 
 function metaNumber(meta: Record<string, unknown>, key: string): number {
   const v = meta[key];
@@ -81,11 +34,14 @@ export const wav2vecCase: ParityCase = {
     });
     try {
       const t0 = performance.now();
-      const inputValues = pre.do_normalize === false ? waveform.data : normalize(waveform.data);
-      const { padded, seqLen } = padToClips(inputValues, sampleRate, fps, clipLength);
-      const { hiddenStates, probes } = await runWav2Vec(model, padded, seqLen);
+      const prep = prepareWav2vecInput(waveform.data, { sampleRate, fps, clipLength });
+      // do_normalize false: the raw waveform followed by the same zeros
+      if (pre.do_normalize === false) prep.inputValues.set(waveform.data);
+      const padded = prep.inputValues;
+      const inputValues = padded.subarray(0, waveform.data.length);
+      const { hiddenStates, probes } = await runWav2Vec(model, padded, prep.seqLen);
       const audioEmb = stackHiddenStates(hiddenStates);
-      const audioWindows = windows(audioEmb);
+      const audioWindows = gatherWindows(audioEmb);
       const run_s = (performance.now() - t0) / 1000;
 
       const outputs: CaseResult["outputs"] = {
