@@ -10,7 +10,10 @@ import { type ByteSource, checkRange, MemorySource } from "../src/weights/source
 import { readZipDirectory } from "../src/weights/zip.ts";
 
 const TINY = "/work/shared/reference/tiny_models/hallo";
+/** Mutations per checkpoint: net.safetensors gets all in place; net.pth splits them between in-place
+ * mutations anywhere it is interpreted and data.pkl insertions/deletions with the zip re-pointed. */
 const MUTATIONS = 2000;
+const SHIFT_MUTATIONS = 500;
 
 /** mulberry32: small, seeded, good enough to spread mutations. */
 function prng(seed: number): () => number {
@@ -116,24 +119,27 @@ function mutate(
   }
 }
 
-function fuzz(path: string, groups: RegionGroup[], seed: number): void {
-  const bytes = Deno.readFileSync(path);
-  const rand = prng(seed);
+/** One fuzz case: a mutated file as segments, and a description for reproducing a failure. */
+interface Case {
+  segs: Uint8Array[];
+  what: string;
+}
+
+/** Parses `count` cases from `make`; each must parse or throw a one-line CheckpointError, quickly. */
+function fuzz(label: string, path: string, count: number, make: () => Case): void {
   const errors = new Map<string, number>();
   let parsed = 0;
   let slowest = 0;
   const t0 = performance.now();
-  for (let i = 0; i < MUTATIONS; i++) {
-    const { segs, what } = mutate(bytes, groups, rand);
+  for (let i = 0; i < count; i++) {
+    const { segs, what } = make();
     const t = performance.now();
     try {
       parseCheckpoint(new PatchedSource(path, segs));
       parsed++;
     } catch (e) {
       if (!(e instanceof CheckpointError)) {
-        throw new Error(`mutation ${i} (seed ${seed}, ${what}) escaped as ${(e as Error)?.name}: ${e}`, {
-          cause: e,
-        });
+        throw new Error(`${label}: case ${i} (${what}) escaped as ${(e as Error)?.name}: ${e}`, { cause: e });
       }
       assert.doesNotMatch(e.message, /[\n\r]/);
       const kind = e.problem.replace(/'[^']*'|\d+/g, "#").slice(0, 60);
@@ -143,45 +149,84 @@ function fuzz(path: string, groups: RegionGroup[], seed: number): void {
   }
   const total = performance.now() - t0;
   console.log(
-    `${path.split("/").pop()}: ${MUTATIONS} mutations in ${(total / 1000).toFixed(1)} s (slowest ${
-      slowest.toFixed(0)
-    } ms), ` +
-      `${parsed} parsed, ${MUTATIONS - parsed} CheckpointErrors of ${errors.size} kinds`,
+    `${label}: ${count} mutations in ${(total / 1000).toFixed(1)} s (slowest ${slowest.toFixed(0)} ms), ` +
+      `${parsed} parsed, ${count - parsed} CheckpointErrors of ${errors.size} kinds`,
   );
-  // no hang: every parse is bounded (generous limits: the machine is shared)
+  // no hang: every parse is bounded (generous limit: the machine is shared)
   assert.ok(slowest < 2000, `slowest parse ${slowest} ms`);
-  assert.ok(MUTATIONS - parsed > MUTATIONS / 4, "most mutations of interpreted bytes should be caught");
+  assert.ok(count - parsed > count / 4, "most mutations of interpreted bytes should be caught");
 }
 
 Deno.test("fuzz: mutated net.safetensors gives only CheckpointErrors or a clean parse", () => {
   const path = `${TINY}/net.safetensors`;
-  const f = Deno.openSync(path);
-  const len = new Uint8Array(8);
-  f.readSync(len);
-  f.close();
-  const headerEnd = 8 + Number(new DataView(len.buffer).getBigUint64(0, true));
-  const size = Deno.statSync(path).size;
-  // the length field, the whole header, its closing bytes, and the data end (truncations)
-  fuzz(
-    path,
-    [[[0, 8]], [[8, headerEnd]], [[8, 1024]], [[headerEnd - 64, headerEnd]], [[size - 64, size]]],
-    0x5afe,
-  );
+  const bytes = Deno.readFileSync(path);
+  const headerEnd = 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const size = bytes.length;
+  // the length field, the whole header, its start and closing bytes, and the data end (truncations)
+  const groups: RegionGroup[] = [[[0, 8]], [[8, headerEnd]], [[8, 1024]], [[headerEnd - 64, headerEnd]], [[
+    size - 64,
+    size,
+  ]]];
+  const rand = prng(0x5afe);
+  fuzz("net.safetensors", path, MUTATIONS, () => mutate(bytes, groups, rand));
 });
 
-Deno.test("fuzz: mutated net.pth gives only CheckpointErrors or a clean parse", () => {
+/** The tiny net.pth and where its parts lie. */
+function tinyPth() {
   const path = `${TINY}/net.pth`;
   const bytes = Deno.readFileSync(path);
   const entries = [...readZipDirectory(new MemorySource(path, bytes)).values()];
   const pkl = entries.find((e) => e.name.endsWith("/data.pkl"))!;
-  const cdStart = Math.max(...entries.map((e) => e.dataOffset + e.compressedSize));
-  fuzz(path, [
+  const dv = new DataView(bytes.buffer);
+  const eocd = bytes.length - 22; // torch writes no comment; this file needs no ZIP64
+  assert.equal(dv.getUint32(eocd, true), 0x06054b50);
+  const cdStart = dv.getUint32(eocd + 16, true);
+  return { path, bytes, entries, pkl, cdStart, eocd };
+}
+
+Deno.test("fuzz: mutated net.pth gives only CheckpointErrors or a clean parse", () => {
+  const { path, bytes, entries, pkl, cdStart } = tinyPth();
+  const pklEnd = pkl.dataOffset + pkl.size;
+  const groups: RegionGroup[] = [
     [[0, 64]], // first local header
     [[pkl.dataOffset, pkl.dataOffset + 2048]], // pickle start: protocol, OrderedDict, first tensors
-    [[pkl.dataOffset, pkl.dataOffset + pkl.size]], // anywhere in data.pkl
-    [[pkl.dataOffset + pkl.size - 2048, pkl.dataOffset + pkl.size]], // _metadata, BUILD, STOP
+    [[pkl.dataOffset, pklEnd]], // anywhere in data.pkl
+    [[pklEnd - 2048, pklEnd]], // _metadata, BUILD, STOP
     [[cdStart, bytes.length]], // central directory and end records
     [[bytes.length - 200, bytes.length]], // end of central directory
     entries.map((e) => [e.headerOffset, e.dataOffset]), // some local header
-  ], 0xc0ffee);
+  ];
+  const rand = prng(0xc0ffee);
+  fuzz("net.pth", path, MUTATIONS - SHIFT_MUTATIONS, () => mutate(bytes, groups, rand));
+});
+
+Deno.test("fuzz: net.pth with data.pkl grown, shrunk or cut (zip kept consistent) gives only CheckpointErrors", () => {
+  // Insertions and deletions in data.pkl would only break the zip offsets; re-pointing the central directory
+  // lets them reach the unpickler, shifting every opcode after the mutation.
+  const { path, bytes, pkl, cdStart, eocd } = tinyPth();
+  const pklBytes = bytes.subarray(pkl.dataOffset, pkl.dataOffset + pkl.size);
+  const before = bytes.subarray(0, pkl.dataOffset); // local header of data.pkl (sizes live in the directory)
+  const after = bytes.subarray(pkl.dataOffset + pkl.size, cdStart);
+  const groups: RegionGroup[] = [[[0, pklBytes.length]], [[0, 2048]], [[
+    pklBytes.length - 2048,
+    pklBytes.length,
+  ]]];
+  const rand = prng(0xdecaf);
+  fuzz("net.pth data.pkl", path, SHIFT_MUTATIONS, () => {
+    const m = mutate(pklBytes, groups, rand);
+    const len = m.segs.reduce((n, s) => n + s.length, 0);
+    const delta = len - pkl.size;
+    const cd = bytes.slice(cdStart, eocd + 22);
+    const v = new DataView(cd.buffer);
+    for (let p = 0; p < eocd - cdStart;) {
+      const local = v.getUint32(p + 42, true);
+      if (local === pkl.headerOffset) {
+        v.setUint32(p + 20, len, true);
+        v.setUint32(p + 24, len, true);
+      } else if (local > pkl.headerOffset) v.setUint32(p + 42, local + delta, true);
+      p += 46 + v.getUint16(p + 28, true) + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
+    }
+    v.setUint32(eocd - cdStart + 16, cdStart + delta, true);
+    return { segs: [before, ...m.segs, after, cd], what: `data.pkl ${m.what}` };
+  });
 });

@@ -260,19 +260,18 @@ function localDataOffsets(src: ByteSource, records: CentralRecord[]): number[] {
 
 /** Checks an entry's local header (at the start of `lh`) against its directory record; returns where its data starts. */
 function localDataOffset(file: string, lh: Uint8Array, r: CentralRecord): number {
-  const lv = view(lh);
+  // Byte arithmetic rather than a DataView per header: this runs once per tensor.
+  const u16 = (at: number) => lh[at] | (lh[at + 1] << 8);
   const { name, nameBytes } = r;
-  if (lv.getUint32(0, true) !== SIG_LOCAL) {
+  if ((u16(0) | (u16(2) << 16)) >>> 0 !== SIG_LOCAL) {
     throw new CheckpointError(file, `zip entry '${name}': local header not found`);
   }
-  if (lv.getUint16(8, true) !== r.method) {
+  if (u16(8) !== r.method) {
     throw new CheckpointError(file, `zip entry '${name}': local header and directory disagree on the method`);
   }
   const n = nameBytes.length;
-  if (
-    lv.getUint16(26, true) !== n || !lh.subarray(LOCAL_LEN, LOCAL_LEN + n).every((b, i) => b === nameBytes[i])
-  ) {
-    throw new CheckpointError(file, `zip entry '${name}': local header names a different file`);
-  }
-  return r.localOffset + LOCAL_LEN + n + lv.getUint16(28, true);
+  let same = u16(26) === n;
+  for (let i = 0; same && i < n; i++) same = lh[LOCAL_LEN + i] === nameBytes[i];
+  if (!same) throw new CheckpointError(file, `zip entry '${name}': local header names a different file`);
+  return r.localOffset + LOCAL_LEN + n + u16(28);
 }
