@@ -151,17 +151,22 @@ function spec(): Spec {
 }
 
 const s = spec();
-const dir = await Deno.makeTempDir({ prefix: "hallo-bench-" });
+// BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there; BENCH_MMAP=0 lets ORT pre-pack weights.
+const keep = Deno.env.get("BENCH_KEEP");
+const mmapWeights = Deno.env.get("BENCH_MMAP") !== "0";
+const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-bench-" });
+if (keep) await Deno.mkdir(keep, { recursive: true });
 try {
-  const file = join(dir, `${network}.safetensors`);
+  const file = join(dir, `${network}-${size}.safetensors`);
   const rec = new LayoutRecorder();
   s.build(rec);
   const keys = rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] }));
   const params = keys.reduce((a, k) => a + k.shape.reduce((x, y) => x * y, 1), 0);
-  const [, write_s] = await timed(() => writeRandomSafetensors(file, keys));
+  const exists = keep ? await Deno.stat(file).then(() => true, () => false) : false;
+  const [, write_s] = exists ? [0, 0] : await timed(() => writeRandomSafetensors(file, keys));
   const [bytes, build_s] = await timed(() => s.build(WeightStore.open(file)).encode(dir));
   const [session, session_s] = await timed(() =>
-    Session.create(bytes, dir, { threads: 2, mmapWeights: true })
+    Session.create(bytes, dir, { threads: 2, mmapWeights })
   );
   const feeds = s.feeds();
   const [, forward_s] = await timed(() => session.run(feeds));
@@ -171,6 +176,7 @@ try {
     network,
     size,
     what: s.what,
+    mmap: mmapWeights,
     params,
     write_s,
     build_s,
@@ -180,5 +186,5 @@ try {
     peak_rss_mib: peakRssMiB(),
   }));
 } finally {
-  await Deno.remove(dir, { recursive: true });
+  if (!keep) await Deno.remove(dir, { recursive: true });
 }

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join, resolve, sep } from "node:path";
+import { cacheFolderFor, ensureWritableDir } from "../weights/cache_dirs.ts";
 import type { Graph } from "../onnx/graph.ts";
 
 /** Bumped whenever a change to any builder changes the graphs it emits. */
@@ -62,37 +63,16 @@ export function compileHash(k: CompileKey): string {
   return createHash("sha256").update(JSON.stringify(ident)).digest("hex").slice(0, 16);
 }
 
-function writable(dir: string): boolean {
-  try {
-    Deno.mkdirSync(dir, { recursive: true });
-    const probe = join(dir, `.w${Deno.pid}`);
-    Deno.writeFileSync(probe, new Uint8Array());
-    Deno.removeSync(probe);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Cache folder for graphs over checkpoints under `root`: `<root>/.hallo-cache/graphs` when writable
- * (so `weights clean` finds it), else a per-user cache (read-only weight folders).
+ * Cache folder for graphs over checkpoints under `root`: `<root>/.hallo-cache/graphs` when the checkpoint
+ * folder is writable (so `weights clean` finds it), else a per-user cache; `HALLO_GRAPH_CACHE` overrides
+ * (`off` disables caching).
  */
 export function cacheDirFor(root: string): string | undefined {
   const env = Deno.env.get("HALLO_GRAPH_CACHE");
   if (env === "off") return undefined;
-  // created like the default folders: a cache folder that does not exist yet must not silently disable caching
-  if (env) return writable(env) ? env : undefined;
-  const beside = join(root, ".hallo-cache", "graphs");
-  if (writable(beside)) return beside;
-  const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
-  const user = join(
-    home,
-    "hallo-lab",
-    "graphs",
-    createHash("sha256").update(root).digest("hex").slice(0, 12),
-  );
-  return writable(user) ? user : undefined;
+  if (env) return ensureWritableDir(env) ? env : undefined;
+  return cacheFolderFor("graphs", root)?.dir;
 }
 
 /** Builds (or loads from cache) the graph for `key`. `build` must bind only files listed in `key.files`. */
