@@ -47,6 +47,8 @@ export interface ScrfdStandInOptions {
   outputNames?: readonly string[];
   /** Letterbox size the constant outputs are laid out for (the detector always gets 640). */
   size?: number;
+  /** Input dims (default (1, 3, height, width), symbolic like scrfd_10g_bnkps). */
+  inputDims?: readonly (number | string)[];
 }
 
 /** Anchor index of a planted face in its stride's outputs. */
@@ -59,7 +61,7 @@ export function scrfdStandIn(o: ScrfdStandInOptions = {}): Uint8Array {
   const size = o.size ?? 640;
   const names = o.outputNames ?? SCRFD_OUTPUT_NAMES;
   const g = new Graph("scrfd_stand_in");
-  const x = g.input(o.inputName ?? "input.1", [1, 3, "height", "width"]);
+  const x = g.input(o.inputName ?? "input.1", o.inputDims ?? [1, 3, "height", "width"]);
   const outs: string[] = [];
   const kinds = [["scores", 1], ["boxes", 4], ["kps", 10]] as const;
   for (const [kind, width] of kinds) {

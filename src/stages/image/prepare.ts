@@ -70,6 +70,8 @@ export interface PrepareImageOptions {
   allowMissingFaceModels?: boolean;
   /** Apply EXIF orientation (upstream does not; default false). */
   applyExifOrientation?: boolean;
+  /** Longest side MediaPipe gets before the image is downscaled for it (default MEDIAPIPE_MAX_SIDE). */
+  mediapipeMaxSide?: number;
   /** Loaded insightface models to reuse (not released here). */
   faceModels?: FaceModels;
   /** A FaceLandmarker to reuse (not closed here); its own numFaces applies. */
@@ -178,12 +180,13 @@ function checkLandmarks(
 async function mediapipeLandmarks(
   landmarker: HalloFaceLandmarker,
   image: LoadedImage,
+  maxSide: number,
   warnings: string[],
 ): Promise<[number, number][]> {
   let { data, width, height } = image;
   const side = Math.max(width, height);
-  if (side > MEDIAPIPE_MAX_SIDE) {
-    const s = MEDIAPIPE_MAX_SIDE / side;
+  if (side > maxSide) {
+    const s = maxSide / side;
     width = Math.max(1, Math.round(image.width * s));
     height = Math.max(1, Math.round(image.height * s));
     const raw = await sharp(image.data, {
@@ -193,7 +196,7 @@ async function mediapipeLandmarks(
     data = new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
     warnings.push(
       `image is ${image.width}x${image.height}: MediaPipe ran on a ${width}x${height} copy (longest side ` +
-        `${MEDIAPIPE_MAX_SIDE}; upstream uses full resolution), landmarks mapped back to full resolution`,
+        `${maxSide}; upstream uses full resolution), landmarks mapped back to full resolution`,
     );
   }
   const faces: Face[] = landmarker.detect(data, width, height, image.path);
@@ -226,6 +229,10 @@ export async function prepareImage(path: string, options: PrepareImageOptions = 
   const numFaces = options.numFaces ?? DEFAULT_NUM_FACES;
   if (!Number.isInteger(numFaces) || numFaces < 1) {
     throw new ImageError(path, `numFaces must be a positive integer, got ${numFaces}`);
+  }
+  const maxSide = options.mediapipeMaxSide ?? MEDIAPIPE_MAX_SIDE;
+  if (!Number.isInteger(maxSide) || maxSide < 1) {
+    throw new ImageError(path, `mediapipeMaxSide must be a positive integer, got ${maxSide}`);
   }
   const weightsDir = resolveWeightsDir(options.weightsDir);
   const warnings: string[] = [];
@@ -267,7 +274,7 @@ export async function prepareImage(path: string, options: PrepareImageOptions = 
         landmarker = ownLandmarker = await createFaceLandmarker(model, { numFaces, weightsDir });
       }
       landmarkerFile = landmarker.modelPath;
-      landmarks = await mediapipeLandmarks(landmarker, image, warnings);
+      landmarks = await mediapipeLandmarks(landmarker, image, maxSide, warnings);
     }
     const landmarkBox = boxOf(landmarks);
     const landmarkSeconds = seconds(t1);
