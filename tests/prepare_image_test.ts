@@ -12,7 +12,6 @@ import { run as cli } from "../src/cli/prepare_image.ts";
 import type { ImageConditioning } from "../src/stages/generate/animate.ts";
 import { imageBlob, normCrop } from "../src/stages/image/arcface.ts";
 import { ImageError } from "../src/stages/image/errors.ts";
-import { loadFaceModels } from "../src/stages/image/insightface.ts";
 import {
   BUNDLED_FACE_LANDMARKER,
   createFaceLandmarker,
