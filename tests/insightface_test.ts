@@ -24,16 +24,16 @@ import { MissingWeightsError } from "../src/weights/locate.ts";
 import {
   arcfaceStandIn,
   arcfaceStandInReference,
-  type BlockDetector,
+  BLOCK_DETECTOR,
+  BLOCK_KPS,
   scrfdStandIn,
   writeFaceModels,
 } from "./helpers/face_models.ts";
 import { tempDir } from "./helpers/tensors.ts";
 
 const f = Math.fround;
-const KPS = [0.3, 0.35, 0.7, 0.35, 0.5, 0.55, 0.35, 0.75, 0.65, 0.75];
-/** Anchor 0 spans exactly its 32x32 cell; anchor 1 (score x0.9) a slightly smaller box that NMS removes. */
-const BLOCK: BlockDetector = { dist: [[0, 0, 1, 1], [0.05, 0.05, 0.9, 0.9]], kps: KPS };
+const KPS = BLOCK_KPS;
+const BLOCK = BLOCK_DETECTOR;
 
 /** Channel 0 black except a white square; channels 1 and 2 gradients, so the aligned crop has structure. */
 function blockImage(w: number, h: number, x0: number, y0: number, side: number): U8Image {

@@ -40,6 +40,11 @@ export interface BlockDetector {
   kps: readonly number[];
 }
 
+/** Keypoints at eye/nose/mouth-like places of a cell (stride units), for the block detector. */
+export const BLOCK_KPS: readonly number[] = [0.3, 0.35, 0.7, 0.35, 0.5, 0.55, 0.35, 0.75, 0.65, 0.75];
+/** Anchor 0 spans exactly its 32x32 cell; anchor 1 (score x0.9) a slightly smaller box that NMS removes. */
+export const BLOCK_DETECTOR: BlockDetector = { dist: [[0, 0, 1, 1], [0.05, 0.05, 0.9, 0.9]], kps: BLOCK_KPS };
+
 export interface ScrfdStandInOptions {
   planted?: readonly PlantedFace[];
   block?: BlockDetector;
