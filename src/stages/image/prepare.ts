@@ -22,7 +22,7 @@ import { MissingWeightsError, resolveWeightsDir } from "../../weights/locate.ts"
 import { EMBEDDING_DIM } from "./arcface.ts";
 import { ImageError } from "./errors.ts";
 import { analyzeFace } from "./face_analysis.ts";
-import { faceModelPaths, type FaceModels, loadFaceModels } from "./insightface.ts";
+import { type FaceModels, loadFaceModels } from "./insightface.ts";
 import {
   BUNDLED_FACE_LANDMARKER,
   createFaceLandmarker,
@@ -125,10 +125,10 @@ export interface PreparedImage extends ImageConditioning {
 }
 
 /** Says loudly that the embedding is not a face's: the video then loses the reference identity. */
-export function missingFaceModelsWarning(weightsDir: string): string {
-  const p = faceModelPaths(weightsDir);
-  return `FACE MODELS MISSING (${p.detector}, ${p.recognizer}): no face detection, the face embedding is all ` +
-    "zeros (upstream's no-face path), so the video will not keep the reference identity";
+export function missingFaceModelsWarning(e: MissingWeightsError): string {
+  const files = e.files.map((c) => `${c.path} ${c.present ? `invalid: ${c.detail}` : "missing"}`).join(", ");
+  return `FACE MODELS MISSING (${files}): no face detection, the face embedding is all zeros (upstream's ` +
+    "no-face path), so the video will not keep the reference identity";
 }
 
 function seconds(t0: number): number {
@@ -245,7 +245,7 @@ export async function prepareImage(path: string, options: PrepareImageOptions = 
       models = await loadFaceModels(weightsDir, { device: options.device, threads: options.threads });
     } catch (e) {
       if (!(e instanceof MissingWeightsError) || !options.allowMissingFaceModels) throw e;
-      warnings.push(missingFaceModelsWarning(weightsDir));
+      warnings.push(missingFaceModelsWarning(e));
     }
   }
   let ownLandmarker: HalloFaceLandmarker | null = null;
