@@ -1,0 +1,72 @@
+/** Validation of CLI values, before any heavy work: one-line errors naming the option and the problem. */
+import { dirname, resolve } from "node:path";
+
+/** A bad command line: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export function num(
+  name: string,
+  v: string | undefined,
+  dflt: number,
+  o: { min?: number; int?: boolean } = {},
+): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  if (o.int && !Number.isInteger(x)) throw new UsageError(`--${name} must be an integer, got '${v}'`);
+  if (o.min !== undefined && x < o.min) throw new UsageError(`--${name} must be >= ${o.min}, got ${v}`);
+  return x;
+}
+
+/** A comma-separated list of numbers (sweeps). */
+export function numList(
+  name: string,
+  v: string | undefined,
+  dflt: number,
+  o: { min?: number } = {},
+): number[] {
+  if (v === undefined) return [dflt];
+  return v.split(",").map((s) => num(name, s, dflt, o));
+}
+
+/** An input file that exists and can be read. */
+export async function readableFile(name: string, path: string | undefined): Promise<string> {
+  if (!path) throw new UsageError(`--${name} is required`);
+  try {
+    const st = await Deno.stat(path);
+    if (!st.isFile) throw new UsageError(`--${name} ${path}: not a file`);
+    const f = await Deno.open(path);
+    f.close();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(
+      `--${name} ${path}: cannot read (${e instanceof Error ? e.message.split(":")[0] : e})`,
+    );
+  }
+  return resolve(path);
+}
+
+/** An output path whose folder exists (or can be made) and can be written. */
+export async function writablePath(name: string, path: string | undefined): Promise<string> {
+  if (!path) throw new UsageError(`--${name} is required`);
+  const abs = resolve(path);
+  try {
+    if ((await Deno.stat(abs)).isDirectory) throw new UsageError(`--${name} ${path}: is a directory`);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+  }
+  const dir = dirname(abs);
+  const probe = `${abs}.write-test-${Deno.pid}`;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeFile(probe, new Uint8Array());
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new UsageError(
+      `--${name} ${path}: cannot be written (${e instanceof Error ? e.message.split(":")[0] : e})`,
+    );
+  }
+  return abs;
+}
