@@ -21,6 +21,8 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --lip-weight W          motion scale of the lip branch (1)
   --face-expand-ratio R   face box expansion (1.2)
   --seed N                noise seed (42)
+  --size N                video size, a multiple of 64 (512, the only size upstream runs; smaller is for
+                          quick experiments)
   --device cpu|cuda|webgpu
   --threads N             ORT intra-op threads (default: all cores)
   --no-separate           skip vocal separation
@@ -44,6 +46,7 @@ export async function run(args: string[]): Promise<number> {
         "lip-weight": { type: "string" },
         "face-expand-ratio": { type: "string" },
         seed: { type: "string" },
+        size: { type: "string" },
         device: { type: "string" },
         threads: { type: "string" },
         "no-separate": { type: "boolean" },
@@ -53,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
       },
     }).values;
   } catch (e) {
-    console.error(`animate: ${e instanceof Error ? e.message : e}\n${USAGE}`);
+    console.error(`animate: ${e instanceof Error ? e.message.split("\n")[0] : e} (see --help)`);
     return 2;
   }
   if (v.help) {
@@ -69,6 +72,8 @@ export async function run(args: string[]): Promise<number> {
       lipWeight: num("lip-weight", v["lip-weight"], 1),
       seed: num("seed", v.seed, 42, { min: 0, int: true }),
     };
+    const size = num("size", v.size, 512, { min: 64, int: true });
+    if (size % 64 !== 0) throw new UsageError(`--size must be a multiple of 64, got ${size}`);
     const faceExpandRatio = num("face-expand-ratio", v["face-expand-ratio"], 1.2, { min: 0.01 });
     const threads = v.threads === undefined ? undefined : num("threads", v.threads, 0, { min: 1, int: true });
     let device;
@@ -90,6 +95,7 @@ export async function run(args: string[]): Promise<number> {
     const prepared = await prepareInputs(image, audio, {
       weightsDir,
       faceExpandRatio,
+      size,
       separate: !v["no-separate"],
       device,
       threads,
@@ -97,13 +103,13 @@ export async function run(args: string[]): Promise<number> {
     });
     for (const w of prepared.warnings) console.error(`warning: ${w}`);
     console.error(`loading networks from ${weightsDir} ...`);
-    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads });
+    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size });
     try {
       const res = await renderVideo(models, prepared, settings, {
         out,
         runDir,
         resume: v.resume,
-        record: { command: ["animate", ...args], weightsDir, device, tiny },
+        record: { command: ["animate", ...args], weightsDir, device, tiny, size },
         onStep: (clip, clips, s) =>
           progress.update(
             clip * s.total + s.index + 1,

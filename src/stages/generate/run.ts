@@ -34,6 +34,8 @@ export const DEFAULT_SETTINGS: RenderSettings = {
 
 export interface PrepareOptions {
   weightsDir: string;
+  /** Video size (square, multiple of 64; upstream: 512). */
+  size?: number;
   faceExpandRatio?: number;
   separate?: boolean;
   device?: Device;
@@ -77,6 +79,7 @@ export async function prepareInputs(
   const img = await prepareImage(image, {
     weightsDir: o.weightsDir,
     faceExpandRatio: o.faceExpandRatio ?? 1.2,
+    size: o.size,
     device: o.device,
     allowMissingFaceModels: o.allowMissingFaceModels,
   });
@@ -100,13 +103,14 @@ export async function prepareInputs(
   };
 }
 
-/** Loads the networks for the 512x512, 16-frame clips upstream generates. */
+/** Loads the networks for 16-frame clips of `size` pixels (upstream: 512), with or without guidance. */
 export function loadModelsFor(
   weightsDir: string,
   cfg: number,
-  o: { device?: Device; threads?: number; dtype?: "float32" | "float16" } = {},
+  o: { device?: Device; threads?: number; dtype?: "float32" | "float16"; size?: number } = {},
 ): Promise<HalloModels> {
-  return loadHalloModels(weightsDir, { frames: 16, height: 64, width: 64, guidance: cfg > 1 }, o);
+  const latent = (o.size ?? 512) / 8;
+  return loadHalloModels(weightsDir, { frames: 16, height: latent, width: latent, guidance: cfg > 1 }, o);
 }
 
 export interface RenderOptions {

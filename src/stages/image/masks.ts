@@ -115,13 +115,15 @@ function box(landmarks: LandmarksPx, ids: readonly number[], w: number, h: numbe
 
 /**
  * All of upstream's masks from landmarks in pixels (`[x*w, y*h]`, 478 points) of a width x height image.
- * `faceExpandRatio` is upstream's face_expand_ratio (default 1.2).
+ * `faceExpandRatio` is upstream's face_expand_ratio (default 1.2); `imgSize` the generated image size
+ * (upstream: 512) that the face region and the pyramids (imgSize/8 ... imgSize/64) are made for.
  */
 export function computeMasks(
   landmarks: LandmarksPx,
   width: number,
   height: number,
   faceExpandRatio = 1.2,
+  imgSize: number = IMG_SIZE,
 ): MaskSet {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new ImageError("", `image size must be positive integers, got ${width}x${height}`);
@@ -146,9 +148,9 @@ export function computeMasks(
     sepLip,
     sepBackground,
     sepFace,
-    faceRegion: faceRegionTensor(faceMask),
-    fullMasks: maskPyramid(sepBackground),
-    faceMasks: maskPyramid(sepFace),
-    lipMasks: maskPyramid(sepLip),
+    faceRegion: faceRegionTensor(faceMask, imgSize),
+    fullMasks: maskPyramid(sepBackground, imgSize),
+    faceMasks: maskPyramid(sepFace, imgSize),
+    lipMasks: maskPyramid(sepLip, imgSize),
   };
 }

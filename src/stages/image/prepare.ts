@@ -35,7 +35,7 @@ import {
 } from "./landmarker.ts";
 import { type LoadedImage, loadImage } from "./load.ts";
 import { computeMasks, type MaskSet } from "./masks.ts";
-import { pixelTensor } from "./pixels.ts";
+import { IMG_SIZE, pixelTensor } from "./pixels.ts";
 import type { DetectedFace } from "./scrfd.ts";
 
 /** Longest image side MediaPipe gets as is; larger images are downscaled for it (time and memory grow fast). */
@@ -56,6 +56,11 @@ export interface PrepareImageOptions {
   weightsDir?: string;
   /** Upstream's face_expand_ratio (default 1.2). */
   faceExpandRatio?: number;
+  /**
+   * Size of the generated (square) video, a multiple of 64 (default 512, the only size upstream runs;
+   * smaller sizes make quick experiments and tests).
+   */
+  size?: number;
   /** 478 landmarks in pixels of this image (`[x*w, y*h]`): MediaPipe is skipped. */
   landmarks?: ReadonlyArray<ArrayLike<number>>;
   /** The image size the given landmarks were found on; a mismatch with the image is an error. */
@@ -226,6 +231,10 @@ export async function prepareImage(path: string, options: PrepareImageOptions = 
   if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 0) {
     throw new ImageError(path, `face expand ratio must be a positive number, got ${ratio}`);
   }
+  const size = options.size ?? IMG_SIZE;
+  if (!Number.isInteger(size) || size < 64 || size % 64 !== 0) {
+    throw new ImageError(path, `size must be a positive multiple of 64, got ${size}`);
+  }
   const numFaces = options.numFaces ?? DEFAULT_NUM_FACES;
   if (!Number.isInteger(numFaces) || numFaces < 1) {
     throw new ImageError(path, `numFaces must be a positive integer, got ${numFaces}`);
@@ -309,11 +318,11 @@ export async function prepareImage(path: string, options: PrepareImageOptions = 
     const detectionSeconds = seconds(t2);
 
     const t3 = performance.now();
-    const m = computeMasks(landmarks, image.width, image.height, ratio);
+    const m = computeMasks(landmarks, image.width, image.height, ratio, size);
     const maskSeconds = seconds(t3);
 
     const t4 = performance.now();
-    const pixels = pixelTensor(image);
+    const pixels = pixelTensor(image, size);
     const pixelSeconds = seconds(t4);
 
     return {
