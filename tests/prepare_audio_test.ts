@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Graph } from "../src/onnx/graph.ts";
 import { AudioDecodeError } from "../src/stages/audio/decode.ts";
 import { SeparationError } from "../src/stages/audio/mdx.ts";
 import { prepareAudio, type PrepareAudioOptions, type PreparedAudio } from "../src/stages/audio/prepare.ts";
@@ -208,6 +209,28 @@ Deno.test("separation of odd inputs (8 kHz mono, 48 kHz stereo, mp3, video) with
     assert.ok(peak > 0.1 && peak < 0.15, `${name}: vocals peak ${peak}`);
     assertWellFormed(r);
   }
+});
+
+Deno.test("a model that hears no vocals: silent vocals written with a notice, features of silence", async () => {
+  const g = new Graph("mdx_zero");
+  const x = g.input("input", ["b", 4, "bins", "frames"]);
+  g.output(
+    g.op1("Mul", [x, g.constant("zero", Float32Array.of(0), [])], { path: "zero", outName: "output" }),
+  );
+  const model = join(tmp, "zero", "Kim_Vocal_2.onnx");
+  Deno.mkdirSync(join(tmp, "zero"), { recursive: true });
+  Deno.writeFileSync(model, g.encode(join(tmp, "zero")));
+  const small = { nFft: 2048, hopLength: 512, segmentSize: 32, dimF: 1024, dimT: 32 };
+  const r = await prepareAudio(await media("tone_8k_mono.wav"), {
+    ...BASE,
+    separatorModel: model,
+    separatorOverrides: small,
+  });
+  assert.equal(r.separated, true);
+  assert.match(r.warnings.join(), /separated vocals are silent; using silence/);
+  const v = await readWav(r.vocalsPath!);
+  assert.ok(v.channels[0].length > 20000 && v.channels.every((c) => c.every((s) => s === 0)));
+  assertWellFormed(r);
 });
 
 Deno.test("a 2-minute file goes through in reasonable time (tiny wav2vec2)", async () => {
