@@ -165,9 +165,7 @@ try {
   const exists = keep ? await Deno.stat(file).then(() => true, () => false) : false;
   const [, write_s] = exists ? [0, 0] : await timed(() => writeRandomSafetensors(file, keys));
   const [bytes, build_s] = await timed(() => s.build(WeightStore.open(file)).encode(dir));
-  const [session, session_s] = await timed(() =>
-    Session.create(bytes, dir, { threads: 2, mmapWeights })
-  );
+  const [session, session_s] = await timed(() => Session.create(bytes, dir, { threads: 2, mmapWeights }));
   const feeds = s.feeds();
   const [, forward_s] = await timed(() => session.run(feeds));
   const [, forward2_s] = await timed(() => session.run(feeds));

@@ -5,7 +5,10 @@
 const COMMANDS: Record<string, { file: string; help: string }> = {
   inspect: { file: "./inspect.ts", help: "list the tensors of a .pth or .safetensors checkpoint" },
   weights: { file: "./weights.ts", help: "download | check | clean the pretrained_models folder" },
-  "prepare-image": { file: "./prepare_image.ts", help: "landmarks, masks, pyramids and embedding of a portrait" },
+  "prepare-image": {
+    file: "./prepare_image.ts",
+    help: "landmarks, masks, pyramids and embedding of a portrait",
+  },
   "prepare-audio": { file: "./prepare_audio.ts", help: "vocals, wav2vec2 features and per-frame windows" },
   animate: { file: "./animate.ts", help: "image + audio -> talking-head mp4" },
   sweep: { file: "./sweep.ts", help: "grid over CFG and pose/face/lip weights" },

@@ -4,7 +4,7 @@
  * `${path}.weight` / `${path}.bias` and the layer's result is the value named `path`.
  */
 import { DataType } from "./proto.ts";
-import { Graph, type Value, type WeightSource } from "./graph.ts";
+import type { Graph, Value, WeightSource } from "./graph.ts";
 
 /** How attention is computed: the fused com.microsoft kernel, or MatMul/Softmax so probabilities can be tapped. */
 export type AttentionForm = "fused" | "plain";
