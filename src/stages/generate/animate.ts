@@ -12,6 +12,7 @@ import { projectAudio } from "../networks/projections.ts";
 import { videoFrame, videoToFrames } from "../video/frames.ts";
 import type { HalloModels } from "./models.ts";
 import { runClip } from "./pipeline.ts";
+import type { BankCache } from "./bank_cache.ts";
 
 /** The reference image's conditioning, as the image stage returns it. */
 export interface ImageConditioning {
@@ -48,6 +49,12 @@ export interface AnimateOptions {
   record?: Record<string, unknown>;
   /** Stop after this many clips (tests of resume). */
   maxClips?: number;
+  /**
+   * Reference-bank cache shared by runs of one input (sweeps); offered to clip 0 only, the one clip whose
+   * reference inputs repeat across settings (later clips' motion frames are this run's own output).
+   * Default: off.
+   */
+  bankCache?: BankCache;
   onStep?: (clip: number, clips: number, s: SamplerStep) => void;
   onClip?: (clip: number, clips: number, seconds: number) => void;
 }
@@ -63,6 +70,8 @@ export interface AnimateResult {
   /** Clips computed by this call (the others came from a previous run). */
   computed: number;
   complete: boolean;
+  /** Clips computed by this call whose reference bank came from `bankCache`. */
+  referenceCachedClips: number;
 }
 
 /** Thrown when a run directory cannot be resumed (different inputs or options, damaged files). */
@@ -191,6 +200,7 @@ export async function animate(
   const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, F));
   const masks = { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) };
   const end = o.maxClips !== undefined ? Math.min(clips, start + o.maxClips) : clips;
+  let referenceCachedClips = 0;
   for (let t = start; t < end; t++) {
     const t0 = performance.now();
     const ref = new Float32Array((1 + M) * image.pixels.data.length);
@@ -200,7 +210,7 @@ export async function animate(
       ref.set(t === 0 ? fr : fr.map((v) => Math.fround(v * 2 - 1)), (1 + i) * image.pixels.data.length)
     );
     const audioTokens = await projectAudio(m.audioProj, sliceFrames(audio.windows, t * F, F));
-    const { video } = await runClip(m, {
+    const { video, latents } = await runClip(m, {
       refImages: f32([1 + M, 3, H, W], ref),
       faceEmb: image.faceEmb,
       audioTokens,
@@ -212,8 +222,10 @@ export async function animate(
       motionScale: o.motionScale,
       generator,
       schedule,
+      bankCache: t === 0 ? o.bankCache : undefined,
       onStep: (s) => o.onStep?.(t, clips, s),
     });
+    if (latents.bankCached) referenceCachedClips++;
     motion = Array.from({ length: M }, (_, i) => videoFrame(video, F - M + i));
     const frames = videoToFrames(video);
     const all = new Uint8Array(frameBytes);
@@ -239,6 +251,7 @@ export async function animate(
     height: H,
     computed: end - start,
     complete,
+    referenceCachedClips,
   };
 }
 

@@ -12,6 +12,7 @@ import { projectFaceEmbedding } from "../networks/projections.ts";
 import { locateFace } from "../networks/face_locator.ts";
 import { type Bank, predictNoise, runReferenceUNet } from "../networks/unets.ts";
 import type { HalloModels } from "./models.ts";
+import type { BankCache } from "./bank_cache.ts";
 
 /** What one clip is conditioned on. */
 export interface ClipInputs {
@@ -37,6 +38,11 @@ export interface ClipOptions {
   initialLatents?: F32Tensor;
   generator?: TorchCpuGenerator;
   schedule?: DdimSchedule;
+  /**
+   * Reuse the reference UNet's bank when the reference latents and context were seen before (sweeps:
+   * clip 0 is identical across settings of one guidance mode). Default: off, the UNet runs every clip.
+   */
+  bankCache?: BankCache;
 }
 
 /** What `denoiseClip` hands back after the last step. */
@@ -46,6 +52,8 @@ export interface ClipLatents {
   /** The reference UNet input (ref latents repeated per guidance copy), and the bank as the reader saw it. */
   refLatents: F32Tensor;
   bank: Bank;
+  /** True when the bank came from `bankCache` (the reference UNet did not run). */
+  bankCached: boolean;
 }
 
 /** torch.cat([t, t]) along the batch axis, or zeros then t when `zerosFirst`. */
@@ -105,7 +113,9 @@ export async function* denoiseClip(
     init = f32(latentShape, o.generator.randn(latentShape, "float16").values);
   }
 
-  const ref = await runReferenceUNet(m.referenceUNet, refLatents, context, 0);
+  const ref = o.bankCache
+    ? await o.bankCache.run(m.referenceUNet, refLatents, context, 0)
+    : { ...await runReferenceUNet(m.referenceUNet, refLatents, context, 0), cached: false };
   const denoise: Denoiser = async (lat, t) => {
     const sample = guidance ? doubled(f32(latentShape, lat)) : f32(latentShape, lat);
     const { noisePred, probes } = await predictNoise(m.denoisingUNet, {
@@ -130,7 +140,13 @@ export async function* denoiseClip(
     yield r.value;
     r = await it.next();
   }
-  return { latents: f32(latentShape, r.value), initialLatents: init, refLatents, bank: ref.readerBank };
+  return {
+    latents: f32(latentShape, r.value),
+    initialLatents: init,
+    refLatents,
+    bank: ref.readerBank,
+    bankCached: ref.cached,
+  };
 }
 
 /** The whole clip: every step, then the per-frame decode -> video (1, 3, F, H, W) in [0, 1]. */

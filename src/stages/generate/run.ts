@@ -10,6 +10,7 @@ import { type PreparedImage, prepareImage } from "../image/prepare.ts";
 import { writeMp4 } from "../video/mp4.ts";
 import { animate, type AnimateResult, runFrames } from "./animate.ts";
 import { type HalloModels, loadHalloModels } from "./models.ts";
+import type { BankCache } from "./bank_cache.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import type { Device } from "../../runtime/device.ts";
 
@@ -118,6 +119,8 @@ export interface RenderOptions {
   runDir?: string;
   resume?: boolean;
   maxClips?: number;
+  /** Reference-bank cache shared across videos of the same inputs (sweeps); see `AnimateOptions`. */
+  bankCache?: BankCache;
   /** Extra fields for the run record. */
   record?: Record<string, unknown>;
   onStep?: (clip: number, clips: number, s: SamplerStep) => void;
@@ -151,6 +154,7 @@ export async function renderVideo(
     runDir,
     resume: o.resume,
     maxClips: o.maxClips,
+    bankCache: o.bankCache,
     onStep: o.onStep,
     onClip: o.onClip,
     record: {
