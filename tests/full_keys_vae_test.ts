@@ -5,53 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from "../src/models/vae.ts";
-import type { Checkpoint } from "../src/weights/checkpoint.ts";
-import { WeightStore } from "../src/weights/store.ts";
-import type { StorageDType, TensorRef } from "../src/weights/types.ts";
+import { fakeStore, fullKeys, type KeyEntry } from "./helpers/shared.ts";
 
-const FULL_KEYS = "/work/shared/reference/full_keys.json";
 const VAE_FILE = "sd-vae-ft-mse/diffusion_pytorch_model.safetensors";
-const haveKeys = (() => {
-  try {
-    return Deno.statSync(FULL_KEYS).isFile;
-  } catch {
-    return false;
-  }
-})();
-
-interface KeyEntry {
-  name: string;
-  shape: number[];
-}
-
-interface FullKeys {
-  configs: Record<string, unknown>;
-  files: Record<string, { keys: KeyEntry[]; num_tensors: number }>;
-}
-
-/** A store over a key list: every tensor points at a dummy file, enough for a graph build. */
-function fakeStore(keys: readonly KeyEntry[]): WeightStore {
-  const file = "/nonexistent/sd-vae-ft-mse/diffusion_pytorch_model.safetensors";
-  const tensors = new Map<string, TensorRef>();
-  for (const k of keys) {
-    const n = k.shape.reduce((a, b) => a * b, 1);
-    tensors.set(k.name, {
-      name: k.name,
-      file,
-      offset: 0,
-      length: n * 4,
-      dtype: "F32" as StorageDType,
-      shape: k.shape,
-    });
-  }
-  const ckpt: Checkpoint = { file, format: "safetensors", tensors, metadata: {} };
-  return new WeightStore().add(ckpt);
-}
 
 /** Binds both graphs; returns key -> shape of every binding and the keys left unbound. */
 function bindBoth(keys: readonly KeyEntry[], config: unknown) {
   const cfg = parseVaeConfig(config, "full_keys.json configs.vae");
-  const store = fakeStore(keys);
+  const store = fakeStore(keys, `/nonexistent/${VAE_FILE}`);
   const enc = buildVaeEncoder(store, cfg);
   const dec = buildVaeDecoder(store, cfg);
   const bound = new Map<string, string>();
@@ -66,9 +27,8 @@ function bindBoth(keys: readonly KeyEntry[], config: unknown) {
 
 Deno.test({
   name: "full-size VAE encoder + decoder bind exactly the 248 sd-vae-ft-mse keys with their shapes",
-  ignore: !haveKeys,
   fn() {
-    const full: FullKeys = JSON.parse(Deno.readTextFileSync(FULL_KEYS));
+    const full = fullKeys();
     const entry = full.files[VAE_FILE];
     assert.ok(entry, `full_keys.json has no '${VAE_FILE}'`);
     const { cfg, bound, unused } = bindBoth(entry.keys, full.configs.vae);
@@ -86,9 +46,8 @@ Deno.test({
 
 Deno.test({
   name: "full-size VAE over the deprecated attention names (query/key/value/proj_attn) binds every key",
-  ignore: !haveKeys,
   fn() {
-    const full: FullKeys = JSON.parse(Deno.readTextFileSync(FULL_KEYS));
+    const full = fullKeys();
     const old = full.files[VAE_FILE].keys.map((k) => ({
       ...k,
       name: k.name.replace(".to_q.", ".query.").replace(".to_k.", ".key.").replace(".to_v.", ".value.")

@@ -5,50 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { buildWav2Vec2, parseWav2Vec2Config, wav2vec2Prefix } from "../src/models/wav2vec2.ts";
-import type { Checkpoint } from "../src/weights/checkpoint.ts";
-import { WeightStore } from "../src/weights/store.ts";
-import type { StorageDType, TensorRef } from "../src/weights/types.ts";
+import { fakeStore, fullKeys, type FullKeysFile } from "./helpers/shared.ts";
 
-const FULL_KEYS = "/work/shared/reference/full_keys.json";
-const haveKeys = (() => {
-  try {
-    return Deno.statSync(FULL_KEYS).isFile;
-  } catch {
-    return false;
-  }
-})();
+type FullKeys = ReturnType<typeof fullKeys>;
 
-interface KeyEntry {
-  name: string;
-  shape: number[];
-  dtype: string;
-}
-
-interface FullKeys {
-  configs: Record<string, unknown>;
-  files: Record<string, { keys: KeyEntry[]; num_elements: number }>;
-}
-
-/** A store over a key list: every tensor points at a dummy file, enough for a graph build. */
-function fakeStore(keys: readonly KeyEntry[]): WeightStore {
-  const file = "/nonexistent/wav2vec2/model.safetensors";
-  const tensors = new Map<string, TensorRef>();
-  for (const k of keys) {
-    const n = k.shape.reduce((a, b) => a * b, 1);
-    tensors.set(k.name, {
-      name: k.name,
-      file,
-      offset: 0,
-      length: n * 4,
-      dtype: "F32" as StorageDType,
-      shape: k.shape,
-    });
-  }
-  const ckpt: Checkpoint = { file, format: "safetensors", tensors, metadata: {} };
-  return new WeightStore().add(ckpt);
-}
-
-function fileEntry(full: FullKeys, startsWith: string): { keys: KeyEntry[]; num_elements: number } {
+function fileEntry(full: FullKeys, startsWith: string): FullKeysFile {
   const name = Object.keys(full.files).find((f) => f.startsWith(startsWith));
   assert.ok(name, `full_keys.json has no file '${startsWith}...'`);
   return full.files[name];
@@ -57,14 +18,13 @@ function fileEntry(full: FullKeys, startsWith: string): { keys: KeyEntry[]; num_
 Deno.test({
   name:
     "full-size wav2vec2 (Wav2Vec2ForCTC layout) binds exactly the wav2vec2. keys; lm_head + masked_spec_embed unused",
-  ignore: !haveKeys,
   fn() {
-    const full: FullKeys = JSON.parse(Deno.readTextFileSync(FULL_KEYS));
+    const full = fullKeys();
     const cfg = parseWav2Vec2Config(full.configs.wav2vec2, "full_keys.json configs.wav2vec2");
     assert.equal(cfg.hidden_size, 768);
     assert.equal(cfg.num_hidden_layers, 12);
     const entry = fileEntry(full, "wav2vec2-base-960h/model.safetensors");
-    const store = fakeStore(entry.keys);
+    const store = fakeStore(entry.keys, "/nonexistent/wav2vec2/model.safetensors");
     assert.equal(wav2vec2Prefix(store), "wav2vec2.");
     const g = buildWav2Vec2(store, cfg, { prefix: "wav2vec2." });
 
@@ -85,12 +45,11 @@ Deno.test({
 
 Deno.test({
   name: "full-size wav2vec2 as hallo loads it (bare Wav2Vec2Model keys) binds all keys but masked_spec_embed",
-  ignore: !haveKeys,
   fn() {
-    const full: FullKeys = JSON.parse(Deno.readTextFileSync(FULL_KEYS));
+    const full = fullKeys();
     const cfg = parseWav2Vec2Config(full.configs.wav2vec2);
     const entry = fileEntry(full, "wav2vec2-base-960h (as loaded by hallo");
-    const store = fakeStore(entry.keys);
+    const store = fakeStore(entry.keys, "/nonexistent/wav2vec2/model.safetensors");
     assert.equal(wav2vec2Prefix(store), "");
     const g = buildWav2Vec2(store, cfg, { prefix: "" });
     const bound = new Map(g.boundKeys().map((b) => [b.key, b.shape.join(",")]));

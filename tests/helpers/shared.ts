@@ -32,10 +32,17 @@ export interface KeyEntry {
   dtype: string;
 }
 
+/** One checkpoint of `full_keys.json`: its keys and their counts. */
+export interface FullKeysFile {
+  keys: KeyEntry[];
+  num_tensors: number;
+  num_elements: number;
+}
+
 /** `full_keys.json`: every key of the real full-size checkpoints. */
 export function fullKeys(): {
   configs: Record<string, Record<string, unknown>>;
-  files: Record<string, { keys: KeyEntry[] }>;
+  files: Record<string, FullKeysFile>;
 } {
   return JSON.parse(Deno.readTextFileSync(shared("reference", "full_keys.json")));
 }
