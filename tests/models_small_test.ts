@@ -3,11 +3,10 @@
  * the full-size key sets of net.pth (shape-only) and clear errors on bad configs, checkpoints and inputs.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { AUDIO_PROJ_CONFIG, buildAudioProj } from "../src/models/audio_proj.ts";
 import { buildFaceLocator, FACE_LOCATOR_CONFIG } from "../src/models/face_locator.ts";
 import { buildImageProj, IMAGE_PROJ_CONFIG } from "../src/models/image_proj.ts";
-import { GraphBuildError, type WeightSource } from "../src/onnx/graph.ts";
+import { GraphBuildError } from "../src/onnx/graph.ts";
 import type { ParityCase } from "../src/parity/types.ts";
 import { audioProjCase } from "../src/parity/cases/audio_proj.ts";
 import { faceLocatorCase } from "../src/parity/cases/face_locator.ts";
@@ -21,53 +20,23 @@ import {
   projectFaceEmbedding,
 } from "../src/stages/networks/projections.ts";
 import { f32, type F32Tensor } from "../src/tensor.ts";
-import { openCheckpoint } from "../src/weights/checkpoint.ts";
-import { loadTensorF32 } from "../src/weights/convert.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import type { StorageDType, TensorRef } from "../src/weights/types.ts";
+import { fakeStore, fullKeys, referenceCase, shared } from "./helpers/shared.ts";
+import { relL2 } from "./helpers/tensors.ts";
 
-const REF = "/work/shared/reference";
-const NET = join(REF, "tiny_models", "hallo", "net.pth");
-const FULL_KEYS = join(REF, "full_keys.json");
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const haveRef = exists(NET) && exists(join(REF, "face_locator.safetensors"));
+/** The tiny net.pth (a clear error when ../shared is missing). */
+const tinyNet = () => shared("reference", "tiny_models", "hallo", "net.pth");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
-function relL2(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function reference(name: string): { meta: Record<string, unknown>; tensors: Map<string, F32Tensor> } {
-  const tensors = new Map<string, F32Tensor>();
-  for (const [k, r] of openCheckpoint(join(REF, `${name}.safetensors`)).tensors) {
-    tensors.set(k, loadTensorF32(r));
-  }
-  return { meta: JSON.parse(Deno.readTextFileSync(join(REF, `${name}.json`))), tensors };
-}
-
 for (const c of [imageProjCase, audioProjCase, faceLocatorCase] as ParityCase[]) {
   Deno.test({
     name: `${c.name} parity case: every output within 1e-4 of upstream`,
-    ignore: !haveRef,
     async fn() {
-      const { meta, tensors } = reference(c.name);
-      const index = JSON.parse(Deno.readTextFileSync(join(REF, "index.json")));
-      const res = await c.run({ dir: REF, index, meta, tensors });
+      const input = referenceCase(c.name);
+      const { meta, tensors } = input;
+      const res = await c.run(input);
       const roles = meta.tensors as Record<string, { role: string }>;
       const outputs = Object.keys(roles).filter((k) => roles[k].role === "output").sort();
       assert.deepEqual(Object.keys(res.outputs).sort(), outputs);
@@ -84,9 +53,8 @@ for (const c of [imageProjCase, audioProjCase, faceLocatorCase] as ParityCase[])
 
 Deno.test({
   name: "locateFace on the single face-region image, repeated over f frames, equals upstream on the video",
-  ignore: !haveRef,
   async fn() {
-    const { meta, tensors } = reference("face_locator");
+    const { meta, tensors } = referenceCase("face_locator");
     const video = tensors.get("face_mask_video")!;
     const [b, c, f, H, W] = video.shape;
     assert.equal(b, 1);
@@ -95,7 +63,7 @@ Deno.test({
     for (let ci = 0; ci < c; ci++) {
       image.set(video.data.subarray((ci * f) * H * W, (ci * f + 1) * H * W), ci * H * W);
     }
-    const model = await loadFaceLocator(NET, { config: meta.config as never, threads: 1 });
+    const model = await loadFaceLocator(tinyNet(), { config: meta.config as never, threads: 1 });
     try {
       const got = await locateFace(model, f32([c, H, W], image), { frames: f });
       const ref = tensors.get("mask_cond_fea")!;
@@ -114,11 +82,10 @@ Deno.test({
 
 Deno.test({
   name: "projection stages check their inputs and the checkpoint they are given",
-  ignore: !haveRef,
   async fn() {
-    const index = JSON.parse(Deno.readTextFileSync(join(REF, "index.json")));
-    const configs = index.common.configs;
-    const store = WeightStore.open(NET);
+    const configs = JSON.parse(Deno.readTextFileSync(shared("reference", "index.json"))).common.configs;
+    const net = tinyNet();
+    const store = WeightStore.open(net);
     const ip = await loadImageProj(store, { config: configs.image_proj, threads: 1 });
     const ap = await loadAudioProj(store, { config: configs.audio_proj, threads: 1 });
     try {
@@ -142,11 +109,16 @@ Deno.test({
       await ip.release();
       await ap.release();
     }
-    const vaeFile = join(REF, "tiny_models", "sd-vae-ft-mse", "diffusion_pytorch_model.safetensors");
+    const vaeFile = shared(
+      "reference",
+      "tiny_models",
+      "sd-vae-ft-mse",
+      "diffusion_pytorch_model.safetensors",
+    );
     await assert.rejects(() => loadImageProj(vaeFile), /no 'imageproj\.\*' tensors/);
     // The full-size default config over the tiny checkpoint: a shape error naming the key.
     await assert.rejects(
-      () => loadAudioProj(NET),
+      () => loadAudioProj(net),
       (e: Error) =>
         e instanceof GraphBuildError &&
         /'audioproj\.proj1\.weight'.*\[24,240\].*\[512,46080\]/.test(e.message),
@@ -158,31 +130,12 @@ Deno.test({
   },
 });
 
-interface KeyEntry {
-  name: string;
-  shape: number[];
-}
-
-/** A weight source over full_keys.json entries pointing at a dummy file: enough for a graph build. */
-function fakeSource(keys: readonly KeyEntry[]): WeightSource {
-  const refs = new Map<string, TensorRef>(keys.map((k) => [k.name, {
-    name: k.name,
-    file: "/nonexistent/hallo/net.pth",
-    offset: 0,
-    length: 4 * k.shape.reduce((a, b) => a * b, 1),
-    dtype: "F32" as StorageDType,
-    shape: k.shape,
-  }]));
-  return { has: (k) => refs.has(k), get: (k) => refs.get(k)! };
-}
-
 Deno.test({
   name: "full-size ImageProj, AudioProj and FaceLocator bind exactly their net.pth keys with their shapes",
-  ignore: !exists(FULL_KEYS),
   fn() {
-    const full = JSON.parse(Deno.readTextFileSync(FULL_KEYS));
-    const keys: KeyEntry[] = full.files["hallo/net.pth"].keys;
-    const src = fakeSource(keys);
+    const full = fullKeys();
+    const keys = full.files["hallo/net.pth"].keys;
+    const src = fakeStore(keys, "/nonexistent/hallo/net.pth");
     const graphs: [string, ReturnType<typeof buildImageProj>][] = [
       ["imageproj.", buildImageProj(src, { ...IMAGE_PROJ_CONFIG, ...full.configs.image_proj })],
       ["audioproj.", buildAudioProj(src, { ...AUDIO_PROJ_CONFIG, ...full.configs.audio_proj })],

@@ -18,46 +18,22 @@ import {
   vaeEncode,
 } from "../src/stages/networks/vae.ts";
 import { f32, type F32Tensor } from "../src/tensor.ts";
-import { openCheckpoint } from "../src/weights/checkpoint.ts";
-import { loadTensorF32 } from "../src/weights/convert.ts";
 import { WeightStore } from "../src/weights/store.ts";
+import { referenceCase, shared } from "./helpers/shared.ts";
+import { relL2 } from "./helpers/tensors.ts";
 
-const REF = "/work/shared/reference";
-const VAE_DIR = join(REF, "tiny_models", "sd-vae-ft-mse");
-const haveRef = (() => {
-  try {
-    return Deno.statSync(join(REF, "vae.safetensors")).isFile && Deno.statSync(VAE_DIR).isDirectory;
-  } catch {
-    return false;
-  }
-})();
+/** The tiny sd-vae-ft-mse folder (a clear error when ../shared is missing). */
+const vaeDir = () => shared("reference", "tiny_models", "sd-vae-ft-mse");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
-function relL2(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function reference(): { meta: Record<string, unknown>; tensors: Map<string, F32Tensor> } {
-  const tensors = new Map<string, F32Tensor>();
-  for (const [k, r] of openCheckpoint(join(REF, "vae.safetensors")).tensors) tensors.set(k, loadTensorF32(r));
-  return { meta: JSON.parse(Deno.readTextFileSync(join(REF, "vae.json"))), tensors };
-}
-
 Deno.test({
   name: "vae parity case: latent mean, clamped logvar and decoded sample within 1e-4 of upstream",
-  ignore: !haveRef,
   async fn() {
-    const { meta, tensors } = reference();
-    const index = JSON.parse(Deno.readTextFileSync(join(REF, "index.json")));
-    const res = await vaeCase.run({ dir: REF, index, meta, tensors });
+    const input = referenceCase("vae");
+    const { meta, tensors } = input;
+    const res = await vaeCase.run(input);
     const outputs = Object.keys(meta.tensors as object).filter((k) =>
       (meta.tensors as Record<string, { role: string }>)[k].role === "output"
     );
@@ -95,11 +71,11 @@ function oldNameSource(store: WeightStore): WeightSource & { keys: string[] } {
 
 Deno.test({
   name: "vae graphs over old attention names (query/key/value/proj_attn) bind them and compute the same",
-  ignore: !haveRef,
   async fn() {
-    const { tensors } = reference();
-    const cfg = parseVaeConfig(JSON.parse(Deno.readTextFileSync(join(VAE_DIR, "config.json"))));
-    const file = join(VAE_DIR, "diffusion_pytorch_model.safetensors");
+    const { tensors } = referenceCase("vae");
+    const folder = vaeDir();
+    const cfg = parseVaeConfig(JSON.parse(Deno.readTextFileSync(join(folder, "config.json"))));
+    const file = join(folder, "diffusion_pytorch_model.safetensors");
     const store = WeightStore.open(file);
     const old = oldNameSource(store);
     assert.ok(old.keys.includes("encoder.mid_block.attentions.0.proj_attn.weight"));
@@ -109,7 +85,7 @@ Deno.test({
       feeds: Record<string, F32Tensor>,
     ) => {
       const g = build(src, cfg);
-      const s = await Session.create(g.encode(VAE_DIR), VAE_DIR, { threads: 1 });
+      const s = await Session.create(g.encode(folder), folder, { threads: 1 });
       try {
         return { keys: g.boundKeys().map((b) => b.key), out: await s.run(feeds) };
       } finally {
@@ -132,10 +108,9 @@ Deno.test({
 
 Deno.test({
   name: "vae stages: encodeImages scales the mean by 0.18215; decodeLatents is per-frame decode of /0.18215",
-  ignore: !haveRef,
   async fn() {
-    const { tensors } = reference();
-    const vae = await loadVae(VAE_DIR, { threads: 1, attention: "plain" });
+    const { tensors } = referenceCase("vae");
+    const vae = await loadVae(vaeDir(), { threads: 1, attention: "plain" });
     try {
       assert.deepEqual(vae.unusedKeys, []);
       const x = tensors.get("x")!;
@@ -206,9 +181,8 @@ Deno.test("vae config errors name the file and the field", async () => {
 
 Deno.test({
   name: "vae graph over a checkpoint whose shapes disagree with the config fails naming the key",
-  ignore: !haveRef,
   fn() {
-    const store = WeightStore.open(join(VAE_DIR, "diffusion_pytorch_model.safetensors"));
+    const store = WeightStore.open(join(vaeDir(), "diffusion_pytorch_model.safetensors"));
     const cfg = parseVaeConfig({ block_out_channels: [16, 16, 32, 64], norm_num_groups: 8 });
     assert.throws(
       () => buildVaeEncoder(store, cfg),

@@ -14,48 +14,27 @@ import {
   Wav2Vec2ConfigError,
 } from "../src/models/wav2vec2.ts";
 import { Session } from "../src/runtime/session.ts";
-import { f32, type F32Tensor } from "../src/tensor.ts";
+import { f32 } from "../src/tensor.ts";
 import { loadWav2Vec, runWav2Vec, Wav2VecError, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts";
 import { wav2vecCase } from "../src/parity/cases/wav2vec.ts";
-import { openCheckpoint } from "../src/weights/checkpoint.ts";
-import { loadTensorF32 } from "../src/weights/convert.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { TensorRef } from "../src/weights/types.ts";
+import { referenceCase, shared } from "./helpers/shared.ts";
+import { relL2 } from "./helpers/tensors.ts";
 
-const REF = "/work/shared/reference";
-const TINY = join(REF, "tiny_models", "wav2vec", "wav2vec2-base-960h");
-const haveRef = (() => {
-  try {
-    return Deno.statSync(join(REF, "wav2vec.safetensors")).isFile && Deno.statSync(TINY).isDirectory;
-  } catch {
-    return false;
-  }
-})();
+/** The tiny wav2vec2 folder (a clear error when ../shared is missing). */
+const tinyWav2Vec = () => shared("reference", "tiny_models", "wav2vec", "wav2vec2-base-960h");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
-function relL2(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 Deno.test({
   name: "wav2vec parity case: every hidden state, audio_emb and windows within 1e-4 of upstream",
-  ignore: !haveRef,
   async fn() {
-    const meta = JSON.parse(Deno.readTextFileSync(join(REF, "wav2vec.json")));
-    const index = JSON.parse(Deno.readTextFileSync(join(REF, "index.json")));
-    const tensors = new Map<string, F32Tensor>();
-    for (const [k, r] of openCheckpoint(join(REF, "wav2vec.safetensors")).tensors) {
-      tensors.set(k, loadTensorF32(r));
-    }
-    const res = await wav2vecCase.run({ dir: REF, index, meta, tensors });
+    const input = referenceCase("wav2vec");
+    const { tensors } = input;
+    const meta = input.meta as { tensors: Record<string, { role?: string }> };
+    const res = await wav2vecCase.run(input);
     const compared: string[] = [];
     for (const [name, ref] of tensors) {
       if (meta.tensors[name]?.role === "input") continue;
@@ -122,11 +101,10 @@ Deno.test("linear interpolation (align_corners) matches torch's arithmetic for d
 
 Deno.test({
   name: "fused and plain attention give the same audio_emb; stage output is (seq, layers, hidden)",
-  ignore: !haveRef,
   async fn() {
     const wave = Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i * 0.05) + 0.3 * Math.sin(i * 0.31));
-    const fused = await loadWav2Vec(TINY, { threads: 1 });
-    const plain = await loadWav2Vec(TINY, { threads: 1, attention: "plain" });
+    const fused = await loadWav2Vec(tinyWav2Vec(), { threads: 1 });
+    const plain = await loadWav2Vec(tinyWav2Vec(), { threads: 1, attention: "plain" });
     try {
       const a = await wav2vecFeatures(fused, wave, 9);
       const b = await wav2vecFeatures(plain, wave, 9);
@@ -149,9 +127,8 @@ Deno.test({
 
 Deno.test({
   name: "weight-norm keys in torch>=2.1 parametrization form bind like weight_g/weight_v",
-  ignore: !haveRef,
   fn() {
-    const store = WeightStore.open(join(TINY, "model.safetensors"));
+    const store = WeightStore.open(join(tinyWav2Vec(), "model.safetensors"));
     const renamed = (k: string) =>
       k.replace("conv.weight_g", "conv.parametrizations.weight.original0").replace(
         "conv.weight_v",
@@ -159,7 +136,7 @@ Deno.test({
       );
     const keys = new Map(store.keys().map((k) => [renamed(k), store.get(k)]));
     const src = { has: (k: string) => keys.has(k), get: (k: string) => keys.get(k)! };
-    const cfg = parseWav2Vec2Config(JSON.parse(Deno.readTextFileSync(join(TINY, "config.json"))));
+    const cfg = parseWav2Vec2Config(JSON.parse(Deno.readTextFileSync(join(tinyWav2Vec(), "config.json"))));
     const bound = buildWav2Vec2(src, cfg, { prefix: "wav2vec2." }).boundKeys().map((b) => b.key);
     assert.ok(bound.includes("wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight.original0"));
     assert.ok(bound.includes("wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight.original1"));
@@ -168,11 +145,10 @@ Deno.test({
 
 Deno.test({
   name: "a checkpoint tensor of the wrong shape is a one-line error naming the key",
-  ignore: !haveRef,
   fn() {
-    const store = WeightStore.open(join(TINY, "model.safetensors"));
+    const store = WeightStore.open(join(tinyWav2Vec(), "model.safetensors"));
     const cfg = parseWav2Vec2Config({
-      ...JSON.parse(Deno.readTextFileSync(join(TINY, "config.json"))),
+      ...JSON.parse(Deno.readTextFileSync(join(tinyWav2Vec(), "config.json"))),
       intermediate_size: 48,
     });
     assert.throws(
@@ -200,7 +176,6 @@ Deno.test("config parsing: defaults are base-960h, unsupported variants and bad 
 
 Deno.test({
   name: "loader and stage reject bad folders and calls with Wav2VecError",
-  ignore: !haveRef,
   async fn() {
     const empty = Deno.makeTempDirSync();
     try {
@@ -212,7 +187,7 @@ Deno.test({
     } finally {
       Deno.removeSync(empty, { recursive: true });
     }
-    const model = await loadWav2Vec(TINY, { threads: 1 });
+    const model = await loadWav2Vec(tinyWav2Vec(), { threads: 1 });
     try {
       await assert.rejects(
         () => wav2vecFeatures(model, new Float32Array(100), 4),

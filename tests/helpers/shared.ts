@@ -4,7 +4,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import type { Checkpoint } from "../../src/weights/checkpoint.ts";
+import { readCase, readIndex } from "../../src/parity/reference.ts";
+import type { CaseInput } from "../../src/parity/types.ts";
+import type { F32Tensor } from "../../src/tensor.ts";
+import { type Checkpoint, openCheckpoint } from "../../src/weights/checkpoint.ts";
+import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
 import type { TensorRef } from "../../src/weights/types.ts";
 
@@ -24,6 +28,23 @@ export function shared(...parts: string[]): string {
     );
   }
   return p;
+}
+
+/** Every tensor of a safetensors (or .pth) file as float32, by name, through the project's checkpoint reader. */
+export function f32Tensors(path: string): Map<string, F32Tensor> {
+  const out = new Map<string, F32Tensor>();
+  for (const [name, ref] of openCheckpoint(path).tensors) out.set(name, loadTensorF32(ref));
+  return out;
+}
+
+/**
+ * Reference case `name` of shared/reference as the parity runner reads it: `<name>.json`, every tensor of
+ * `<name>.safetensors` as float32, and index.json.
+ */
+export function referenceCase(name: string): CaseInput {
+  const dir = shared("reference");
+  shared("reference", `${name}.json`);
+  return readCase(dir, readIndex(dir), name);
 }
 
 export interface KeyEntry {
