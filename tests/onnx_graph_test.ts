@@ -49,7 +49,7 @@ Deno.test("nodes and values are named after module paths; any named value is an 
   let matmulOut = "";
   const { outputs, graph } = await runTiny(weights, { x }, (c, i) => {
     const h = linear(c, "blocks.0.proj", i.x, 8, 8);
-    matmulOut = c.g.nodes.find((n) => n.opType === "FusedMatMul")!.outputs[0];
+    matmulOut = c.g.nodes.find((n) => n.opType === "Gemm")!.outputs[0];
     const n = layerNorm(c, "blocks.0.norm", h, 8, 1e-5);
     return { y: silu(c, "blocks.0.act", n) };
   }, { extra: ["blocks.0.proj", "blocks.0.norm", matmulOutName()] });
@@ -69,9 +69,9 @@ Deno.test("nodes and values are named after module paths; any named value is an 
   expectClose("probe blocks.0.proj", outputs["blocks.0.proj"], proj);
   expectClose("probe blocks.0.norm", outputs["blocks.0.norm"], norm);
   expectClose(
-    "probe of an inner value (MatMul before bias)",
+    "probe of an inner value (the 2-D Gemm before the reshape back)",
     outputs[matmulOut],
-    R.linear(x, weights["blocks.0.proj.weight"]),
+    { ...proj, shape: [6, 8] },
   );
   expectClose("output", outputs.y, R.silu(norm));
   assert.deepEqual(Object.keys(outputs).sort(), ["blocks.0.norm", "blocks.0.proj", matmulOut, "y"].sort());
@@ -79,7 +79,7 @@ Deno.test("nodes and values are named after module paths; any named value is an 
 
 /** The builder's deterministic name for the first node's output: `${path}/${op}_${counter}:0`. */
 function matmulOutName(): string {
-  return "blocks.0.proj/FusedMatMul_0:0";
+  return "blocks.0.proj/Gemm_1:0";
 }
 
 Deno.test("a probe naming no value is a clear error", () => {

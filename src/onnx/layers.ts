@@ -181,19 +181,29 @@ export function linear(
   outName?: string,
 ): Value {
   const w = param(c, path, "weight", [outF, inF]);
-  if (c.g.floatType !== DataType.FLOAT) {
-    const wt = c.g.op1("Transpose", [w], { path, attrs: { perm: [1, 0] } });
-    const y = c.g.op1("MatMul", [x, wt], { path, outName: bias ? undefined : outName ?? path });
-    return bias ? c.g.op1("Add", [y, param(c, path, "bias", [outF])], { path, outName: outName ?? path }) : y;
-  }
-  // FusedMatMul reads W transposed in place, so the memory-mapped checkpoint bytes are used as they are.
-  const y = c.g.op1("FusedMatMul", [x, w], {
-    path,
-    domain: "com.microsoft",
-    attrs: { transB: 1, alpha: { float: 1 } },
-    outName: bias ? undefined : outName ?? path,
-  });
-  return bias ? c.g.op1("Add", [y, param(c, path, "bias", [outF])], { path, outName: outName ?? path }) : y;
+  return gemm(c, path, x, w, bias ? param(c, path, "bias", [outF]) : undefined, inF, outF, outName ?? path);
+}
+
+/**
+ * `x @ w^T + b` over the last axis of any-rank `x`, with `w` stored (out, in) as torch keeps it: one Gemm
+ * (transB, bias fused) on `x` viewed 2-D, so the checkpoint bytes are used as they are and the bias add
+ * costs no extra pass over the activations.
+ */
+export function gemm(
+  c: Ctx,
+  path: string,
+  x: Value,
+  w: Value,
+  b: Value | undefined,
+  inF: number,
+  outF: number,
+  outName: string,
+): Value {
+  const x2 = reshape(c, path, x, [-1, inF]);
+  const y2 = c.g.op1("Gemm", b ? [x2, w, b] : [x2, w], { path, attrs: { transB: 1 } });
+  const lead = slice(c, path, shapeOf(c, path, x), [0], [-1], [0]);
+  const shape = concat(c, path, [lead, c.g.ints(`${path}/out_features`, [outF])], 0);
+  return c.g.op1("Reshape", [y2, shape], { path, outName });
 }
 
 /**
@@ -236,8 +246,14 @@ export function layerNorm(c: Ctx, path: string, x: Value, dim: number, eps: numb
 
 /** diffusers GEGLU: `proj` to 2*dimOut, `hidden * gelu(gate)`. */
 export function geglu(c: Ctx, path: string, x: Value, dimIn: number, dimOut: number): Value {
-  const h = linear(c, `${path}.proj`, x, dimIn, 2 * dimOut);
-  const [hidden, gate] = split(c, path, h, -1, 2);
+  // proj's rows [0, dimOut) make the hidden half and [dimOut, 2*dimOut) the gate: two Gemms on row slices
+  // of the weight (folded once at session creation) instead of one Gemm and a Split of the activations.
+  const p = `${path}.proj`;
+  const w = param(c, p, "weight", [2 * dimOut, dimIn]);
+  const b = param(c, p, "bias", [2 * dimOut]);
+  const half = (i: number, t: Value) => slice(c, p, t, [i * dimOut], [(i + 1) * dimOut], [0]);
+  const hidden = gemm(c, p, x, half(0, w), half(0, b), dimIn, dimOut, p);
+  const gate = gemm(c, p, x, half(1, w), half(1, b), dimIn, dimOut, `${p}.gate`);
   return mul(c, path, hidden, gelu(c, path, gate), path);
 }
 
