@@ -10,7 +10,7 @@ import { cacheFolderFor, ensureWritableDir } from "../weights/cache_dirs.ts";
 import type { Graph } from "../onnx/graph.ts";
 
 /** Bumped whenever a change to any builder changes the graphs it emits. */
-export const BUILDER_VERSION = "1";
+export const BUILDER_VERSION = "2";
 
 export interface CompileKey {
   network: string;
