@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import {
   ddimConfig,
   ddimStep,
@@ -12,24 +11,7 @@ import {
 } from "../src/sampling/ddim.ts";
 import { cfgCombine, cfgSplit } from "../src/sampling/cfg.ts";
 import { fmaF32 } from "../src/sampling/libm.ts";
-
-const REF = "/work/shared/reference/ddim_scheduler";
-
-/** Minimal float32 safetensors reader (tests only: the project's reader lives in src/weights). */
-function readF32Safetensors(path: string): Map<string, Float32Array> {
-  const buf = readFileSync(path);
-  const headerLen = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString("utf8"));
-  const out = new Map<string, Float32Array>();
-  for (const [name, info] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    const { dtype, data_offsets: [a, b] } = info as { dtype: string; data_offsets: [number, number] };
-    assert.equal(dtype, "F32", `${path}: ${name} is ${dtype}`);
-    const bytes = buf.subarray(8 + headerLen + a, 8 + headerLen + b);
-    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)));
-  }
-  return out;
-}
+import { referenceCase, shared } from "./helpers/shared.ts";
 
 /** max |a-b| / max |b| (relative error against the reference's scale). */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -43,9 +25,13 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return den === 0 ? num : num / den;
 }
 
-const ref = readF32Safetensors(`${REF}.safetensors`);
-const refMeta = JSON.parse(readFileSync(`${REF}.json`, "utf8"));
-const config = ddimConfig(refMeta.scheduler_kwargs, `${REF}.json`);
+const reference = referenceCase("ddim_scheduler");
+/** A reference tensor's float32 values. */
+const ref = (name: string): Float32Array => reference.tensors.get(name)!.data;
+const config = ddimConfig(
+  reference.meta.scheduler_kwargs as Record<string, unknown>,
+  shared("reference", "ddim_scheduler.json"),
+);
 const schedule = makeDdimSchedule(config);
 
 Deno.test("Hallo kwargs equal the reference's scheduler_kwargs", () => {
@@ -53,21 +39,21 @@ Deno.test("Hallo kwargs equal the reference's scheduler_kwargs", () => {
 });
 
 Deno.test("schedule matches upstream bit for bit (betas, alphas_cumprod, final alpha)", () => {
-  const betas = ref.get("betas")!;
-  const ac = ref.get("alphas_cumprod")!;
+  const betas = ref("betas");
+  const ac = ref("alphas_cumprod");
   assert.deepEqual(schedule.betas, betas);
   assert.deepEqual(schedule.alphasCumprod, ac);
-  assert.equal(schedule.finalAlphaCumprod, ref.get("final_alpha_cumprod")![0]);
+  assert.equal(schedule.finalAlphaCumprod, ref("final_alpha_cumprod")[0]);
   assert.equal(schedule.alphasCumprod[999], 0, "zero terminal SNR");
   assert.ok(relErr(schedule.betas, betas) <= 1e-6 && relErr(schedule.alphasCumprod, ac) <= 1e-6);
 });
 
 Deno.test("trailing timesteps exact for 40 and 2 steps", () => {
   const t40 = ddimTimesteps(40, config);
-  assert.deepEqual(Array.from(t40), Array.from(ref.get("timesteps_40")!));
+  assert.deepEqual(Array.from(t40), Array.from(ref("timesteps_40")));
   assert.equal(t40[0], 999);
   assert.equal(t40[39], 24);
-  assert.deepEqual(Array.from(ddimTimesteps(2, config)), Array.from(ref.get("timesteps_2")!));
+  assert.deepEqual(Array.from(ddimTimesteps(2, config)), Array.from(ref("timesteps_2")));
 });
 
 Deno.test("other spacings follow diffusers' numpy arithmetic", () => {
@@ -85,10 +71,10 @@ Deno.test("other spacings follow diffusers' numpy arithmetic", () => {
 });
 
 Deno.test("step() matches upstream at t = 999, 499, 24 (40 steps)", () => {
-  const x = ref.get("step_sample")!;
-  const v = ref.get("step_model_output")!;
+  const x = ref("step_sample");
+  const v = ref("step_model_output");
   for (const t of [999, 499, 24]) {
-    const want = ref.get(`step_prev_sample_t${t}`)!;
+    const want = ref(`step_prev_sample_t${t}`);
     const { prevSample, predOriginalSample } = ddimStep(schedule, v, t, x, 40);
     const e = relErr(prevSample, want);
     console.log(`  t=${t}: max|diff|/max|ref| = ${e.toExponential(2)}`);

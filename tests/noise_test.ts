@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import {
   halfBits,
   halfBitsOf,
@@ -9,25 +8,9 @@ import {
   TorchCpuGenerator,
 } from "../src/sampling/noise.ts";
 import { openLibm } from "../src/sampling/libm.ts";
+import { f32Tensors, shared } from "./helpers/shared.ts";
 
-const NOISE = "/work/shared/reference/preprocess/noise/noise";
 const SHAPE = [1, 4, 16, 64, 64];
-
-/** Minimal float32 safetensors reader (tests only: the project's reader lives in src/weights). */
-function readF32Safetensors(path: string): Map<string, Float32Array> {
-  const buf = readFileSync(path);
-  const headerLen = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString("utf8"));
-  const out = new Map<string, Float32Array>();
-  for (const [name, info] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    const { dtype, data_offsets: [a, b] } = info as { dtype: string; data_offsets: [number, number] };
-    assert.equal(dtype, "F32", `${path}: ${name} is ${dtype}`);
-    const bytes = buf.subarray(8 + headerLen + a, 8 + headerLen + b);
-    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)));
-  }
-  return out;
-}
 
 function countMismatch(a: ArrayLike<number>, b: ArrayLike<number>): { n: number; maxAbs: number } {
   assert.equal(a.length, b.length);
@@ -42,8 +25,10 @@ function countMismatch(a: ArrayLike<number>, b: ArrayLike<number>): { n: number;
   return { n, maxAbs };
 }
 
-const ref = readF32Safetensors(`${NOISE}.safetensors`);
-const meta = JSON.parse(readFileSync(`${NOISE}.json`, "utf8"));
+const tensors = f32Tensors(shared("reference", "preprocess", "noise", "noise.safetensors"));
+/** A reference tensor's float32 values. */
+const ref = (name: string): Float32Array => tensors.get(name)!.data;
+const meta = JSON.parse(Deno.readTextFileSync(shared("reference", "preprocess", "noise", "noise.json")));
 
 Deno.test("glibc libm is reachable through FFI (needed for bit-exact noise)", () => {
   assert.equal(openLibm("auto").source, "libm");
@@ -57,7 +42,7 @@ Deno.test("torch.manual_seed(42); two randn float16 clips match upstream bit for
     const t0 = performance.now();
     const draw = gen.randn(SHAPE, "float16");
     const ms = performance.now() - t0;
-    const want = ref.get(`randn_float16_clip${clip}`)!;
+    const want = ref(`randn_float16_clip${clip}`);
     assert.deepEqual(draw.shape, SHAPE);
     assert.deepEqual(draw.bits, halfBitsOf(want), `clip ${clip} half bits`);
     assert.deepEqual(draw.values, want, `clip ${clip} values`);
@@ -71,7 +56,7 @@ Deno.test("float32 draws match upstream's AVX2 kernel bit for bit, and the scala
   // noise.json records how far the stored (AVX2) draws are from torch's scalar normal_fill.
   const recorded = meta.emulation_check["float32(stored, AVX2 dispatch)_vs_scalar_normal_fill[math=glibc]"];
   for (let clip = 0; clip < 2; clip++) {
-    const want = ref.get(`randn_float32_clip${clip}`)!;
+    const want = ref(`randn_float32_clip${clip}`);
     assert.deepEqual(gen.randn(SHAPE, "float32").values, want, `clip ${clip} (avx2)`);
     const { n, maxAbs } = countMismatch(
       scalar.randn(SHAPE, "float32", { cpuCapability: "default" }).values,
@@ -85,7 +70,7 @@ Deno.test("float32 draws match upstream's AVX2 kernel bit for bit, and the scala
 Deno.test("Math.* fallback is labelled and close to the exact stream", () => {
   const js = manualSeed(42, "js");
   assert.equal(js.libm.source, "js");
-  const { n } = countMismatch(js.randn(SHAPE, "float16").values, ref.get("randn_float16_clip0")!);
+  const { n } = countMismatch(js.randn(SHAPE, "float16").values, ref("randn_float16_clip0"));
   assert.ok(n <= 4, `${n} values differ`);
 });
 
