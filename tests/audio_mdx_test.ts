@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { readWav } from "../src/stages/audio/wav.ts";
 import { TorchStft } from "../src/stages/audio/stft.ts";
 import {
@@ -17,16 +16,18 @@ import {
 import { MdxModelDataError, mdxModelHash, resolveMdxParams } from "../src/stages/audio/mdx_params.ts";
 import { splitextStem, vocalsFileNames, vocalsToInt16 } from "../src/stages/audio/vocals_file.ts";
 import { separateVocalsToFiles } from "../src/stages/audio/separate_file.ts";
-import { readSafetensors } from "./helpers/audio_safetensors.ts";
 import { assertArrayEqual, errors } from "./helpers/audio_assert.ts";
+import { f32Tensors, shared } from "./helpers/shared.ts";
 
-const DIR = fileURLToPath(new URL("../../shared/reference/preprocess/mdx", import.meta.url));
+/** Upstream's MDX references (a clear error when ../shared is missing). */
+const mdxDir = () => shared("reference", "preprocess", "mdx");
 const identity = (s: Float32Array) => s;
 
 Deno.test("MDX identity model vs upstream audio-separator 0.17.2 (1 s speech, Kim_Vocal_2 params)", async () => {
-  const meta = JSON.parse(await Deno.readTextFile(join(DIR, "mdx_identity_1s.json")));
-  const ref = readSafetensors(join(DIR, "mdx_identity_1s.safetensors"));
-  const mix = await readWav(join(DIR, meta.wav));
+  const dir = mdxDir();
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "mdx_identity_1s.json")));
+  const ref = f32Tensors(join(dir, "mdx_identity_1s.safetensors"));
+  const mix = await readWav(join(dir, meta.wav));
   const g = mdxGeometry(mix.channels[0].length, KIM_VOCAL_2_PARAMS);
   assert.equal(g.trim, meta.derived.trim);
   assert.equal(g.chunkSize, meta.derived.chunk_size);
@@ -40,12 +41,12 @@ Deno.test("MDX identity model vs upstream audio-separator 0.17.2 (1 s speech, Ki
   const r = await separateVocals(mix.channels, identity, KIM_VOCAL_2_PARAMS);
   const ms = performance.now() - t0;
   const planar = (xs: Float32Array[]) => Float32Array.from([...xs[0], ...xs[1]]);
-  assertArrayEqual(planar(r.mixNormalized), ref.mix_normalized.data as Float32Array, "mix_normalized");
-  const d = errors(planar(r.demixed), ref.demix_output.data as Float32Array);
+  assertArrayEqual(planar(r.mixNormalized), ref.get("mix_normalized")!.data, "mix_normalized");
+  const d = errors(planar(r.demixed), ref.get("demix_output")!.data);
   const interleaved = new Float32Array(2 * r.vocals[0].length);
   r.vocals[0].forEach((v, i) => interleaved[2 * i] = v);
   r.vocals[1].forEach((v, i) => interleaved[2 * i + 1] = v);
-  const p = errors(interleaved, ref.primary_final.data as Float32Array);
+  const p = errors(interleaved, ref.get("primary_final")!.data);
   console.log(
     `demix_output rel ${d.rel.toExponential(2)} max ${d.maxAbs.toExponential(2)}; ` +
       `primary_final rel ${p.rel.toExponential(2)} max ${p.maxAbs.toExponential(2)}; ${ms.toFixed(0)} ms`,
@@ -259,14 +260,16 @@ Deno.test("model params: MD5 of the last 10,000 KiB (whole file when smaller), J
 Deno.test("separateVocalsToFiles writes 44.1 kHz int16 vocals and the ffmpeg 16 kHz copy", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const files = await separateVocalsToFiles(join(DIR, "mdx_identity_1s.wav"), identity, { outputDir: out });
+    const files = await separateVocalsToFiles(join(mdxDir(), "mdx_identity_1s.wav"), identity, {
+      outputDir: out,
+    });
     assert.equal(files.vocals, join(out, "mdx_identity_1s_(Vocals)_Kim_Vocal_2.wav"));
     const v = await readWav(files.vocals);
     assert.equal(v.sampleRate, 44100);
     assert.equal(v.format, "pcm16");
     assert.equal(v.channels.length, 2);
     assert.equal(v.channels[0].length, 44100);
-    const ref = readSafetensors(join(DIR, "mdx_identity_1s.safetensors")).primary_final.data as Float32Array;
+    const ref = f32Tensors(join(mdxDir(), "mdx_identity_1s.safetensors")).get("primary_final")!.data;
     let mismatch = 0;
     for (let i = 0; i < 44100; i++) {
       if (v.channels[0][i] * 32768 !== Math.trunc(Math.fround(ref[2 * i] * 32767))) mismatch++;

@@ -8,10 +8,9 @@ import { join } from "node:path";
 import { readWav } from "../src/stages/audio/wav.ts";
 import { KIM_VOCAL_2_PARAMS, separateVocals, SeparationError } from "../src/stages/audio/mdx.ts";
 import { loadMdxSeparator, mdxInputShape } from "../src/stages/audio/separator_onnx.ts";
-import { readSafetensors } from "./helpers/audio_safetensors.ts";
 import { errors } from "./helpers/audio_assert.ts";
 import { writeIdentityMdxModel } from "./helpers/mdx_identity.ts";
-import { shared } from "./helpers/shared.ts";
+import { f32Tensors, shared } from "./helpers/shared.ts";
 
 const tmp = Deno.makeTempDirSync({ prefix: "hallo_mdx_onnx_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
@@ -19,7 +18,7 @@ globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: tr
 Deno.test("identity ONNX model through the session: upstream's identity reference (1 s, Kim_Vocal_2 params)", async () => {
   const dir = shared("reference", "preprocess", "mdx");
   const meta = JSON.parse(await Deno.readTextFile(join(dir, "mdx_identity_1s.json")));
-  const ref = readSafetensors(join(dir, "mdx_identity_1s.safetensors"));
+  const ref = f32Tensors(join(dir, "mdx_identity_1s.safetensors"));
   const mix = await readWav(join(dir, meta.wav));
   const model = writeIdentityMdxModel(join(tmp, "a", "Kim_Vocal_2.onnx"));
   const sep = await loadMdxSeparator(model, { threads: 1 });
@@ -34,11 +33,11 @@ Deno.test("identity ONNX model through the session: upstream's identity referenc
     const r = await separateVocals(mix.channels, counted, sep.params);
     assert.equal(calls, meta.derived.chunk_starts.length);
     const planar = (xs: Float32Array[]) => Float32Array.from([...xs[0], ...xs[1]]);
-    const d = errors(planar(r.demixed), ref.demix_output.data as Float32Array);
+    const d = errors(planar(r.demixed), ref.get("demix_output")!.data);
     const inter = new Float32Array(2 * r.vocals[0].length);
     r.vocals[0].forEach((v, i) => inter[2 * i] = v);
     r.vocals[1].forEach((v, i) => inter[2 * i + 1] = v);
-    const p = errors(inter, ref.primary_final.data as Float32Array);
+    const p = errors(inter, ref.get("primary_final")!.data);
     console.log(
       `ONNX identity: demix_output rel ${d.rel.toExponential(2)}, primary_final rel ${
         p.rel.toExponential(2)

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { decodeAudio } from "../src/stages/audio/decode.ts";
 import {
   audioFrameCount,
@@ -9,17 +8,16 @@ import {
 } from "../src/stages/audio/wav2vec_input.ts";
 import { clipSlices, gatherWindows, windowIndexTable } from "../src/stages/audio/windows.ts";
 import { f32 } from "../src/tensor.ts";
-import { readSafetensors } from "./helpers/audio_safetensors.ts";
 import { assertArrayEqual } from "./helpers/audio_assert.ts";
+import { f32Tensors, shared } from "./helpers/shared.ts";
 
-// ../shared beside the project, as CI lays it out
-const DIR = fileURLToPath(new URL("../../shared/reference/preprocess/audio_windows", import.meta.url));
+const DIR = shared("reference", "preprocess", "audio_windows");
 const CASES = Object.keys(JSON.parse(Deno.readTextFileSync(`${DIR}/index.json`)));
 
 for (const name of CASES) {
   Deno.test(`upstream audio windows ${name}: seq_len, audio_length, padding, index table, wav2vec input (bit-exact)`, async () => {
     const meta = JSON.parse(await Deno.readTextFile(`${DIR}/${name}.json`));
-    const ref = readSafetensors(`${DIR}/${name}.safetensors`);
+    const ref = f32Tensors(`${DIR}/${name}.safetensors`);
     const audio = await decodeAudio(`${DIR}/${meta.wav}`, { sampleRate: 16000, channels: 1 });
     const x = audio.channels[0];
     assert.equal(x.length, meta.num_samples_N);
@@ -29,12 +27,12 @@ for (const name of CASES) {
     assert.equal(prep.seqLen, meta.seq_len_after_padding);
     assert.equal(prep.numClips, meta.num_clips_times);
     assert.equal(prep.inputValues.length, meta.padded_num_samples);
-    assertArrayEqual(prep.inputValues, ref.wav2vec_input_values.data as Float32Array, "wav2vec_input_values");
+    assertArrayEqual(prep.inputValues, ref.get("wav2vec_input_values")!.data, "wav2vec_input_values");
     const table = windowIndexTable(prep.seqLen);
-    assert.deepEqual(ref.window_frame_index.shape, [prep.seqLen, 5]);
+    assert.deepEqual(ref.get("window_frame_index")!.shape, [prep.seqLen, 5]);
     assertArrayEqual(
       Float32Array.from(table),
-      ref.window_frame_index.data as Float32Array,
+      ref.get("window_frame_index")!.data,
       "window_frame_index",
     );
     assert.deepEqual(table.length, meta.window_frame_index_rows.flat().length);

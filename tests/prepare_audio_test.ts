@@ -16,9 +16,8 @@ import { run } from "../src/cli/prepare_audio.ts";
 import { MissingWeightsError } from "../src/weights/locate.ts";
 import { errors } from "./helpers/audio_assert.ts";
 import { media, mediaDir } from "./helpers/audio_media.ts";
-import { readSafetensors } from "./helpers/audio_safetensors.ts";
 import { writeIdentityMdxModel } from "./helpers/mdx_identity.ts";
-import { REFERENCE, shared, TINY } from "./helpers/shared.ts";
+import { f32Tensors, REFERENCE, shared, TINY } from "./helpers/shared.ts";
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
@@ -45,8 +44,8 @@ function assertWellFormed(r: PreparedAudio, clipLength = 16): void {
 
 Deno.test("wav2vec parity case end to end from a 16-bit WAV file (separate: false, tiny wav2vec2)", async () => {
   const meta = JSON.parse(await Deno.readTextFile(shared("reference", "wav2vec.json")));
-  const ref = readSafetensors(join(REFERENCE, "wav2vec.safetensors"));
-  const wave = ref.waveform.data as Float32Array;
+  const ref = f32Tensors(join(REFERENCE, "wav2vec.safetensors"));
+  const wave = ref.get("waveform")!.data;
   const pcm = Int16Array.from(wave, (v) => Math.round(v * 32768));
   assert.ok(pcm.every((s, i) => s / 32768 === wave[i]), "reference waveform is int16/32768");
   const wav = join(tmp, "wav2vec_case.wav");
@@ -63,10 +62,10 @@ Deno.test("wav2vec parity case end to end from a 16-bit WAV file (separate: fals
   assert.equal(r.numSamples, wave.length);
   assert.equal(r.seqLen, meta.seq_len);
   assert.equal(r.audioLength, meta.audio_length);
-  assert.deepEqual(r.embedding.shape, ref.audio_emb.shape);
-  assert.deepEqual(r.windows.shape, ref.audio_windows.shape);
-  const e = errors(r.embedding.data, ref.audio_emb.data as Float32Array);
-  const w = errors(r.windows.data, ref.audio_windows.data as Float32Array);
+  assert.deepEqual(r.embedding.shape, ref.get("audio_emb")!.shape);
+  assert.deepEqual(r.windows.shape, ref.get("audio_windows")!.shape);
+  const e = errors(r.embedding.data, ref.get("audio_emb")!.data);
+  const w = errors(r.windows.data, ref.get("audio_windows")!.data);
   console.log(
     `from WAV: audio_emb rel ${e.rel.toExponential(2)}, audio_windows rel ${w.rel.toExponential(2)}`,
   );
@@ -79,7 +78,7 @@ Deno.test("wav2vec parity case end to end from a 16-bit WAV file (separate: fals
 
 Deno.test("separation through an identity ONNX model: vocals = upstream's identity output; 16 kHz copy feeds wav2vec2", async () => {
   const dir = shared("reference", "preprocess", "mdx");
-  const ref = readSafetensors(join(dir, "mdx_identity_1s.safetensors"));
+  const ref = f32Tensors(join(dir, "mdx_identity_1s.safetensors"));
   const model = writeIdentityMdxModel(join(tmp, "sep", "Kim_Vocal_2.onnx"));
   const steps: number[] = [];
   const r = await prepareAudio(join(dir, "mdx_identity_1s.wav"), {
@@ -95,7 +94,7 @@ Deno.test("separation through an identity ONNX model: vocals = upstream's identi
   // The written int16 vocals are upstream's final primary stem converted as write_audio does (±1 LSB).
   const vocals = await readWav(r.vocalsPath!);
   assert.equal(vocals.sampleRate, 44100);
-  const prim = ref.primary_final.data as Float32Array; // interleaved (N, 2)
+  const prim = ref.get("primary_final")!.data; // interleaved (N, 2)
   const planar = [0, 1].map((c) => Float32Array.from({ length: prim.length / 2 }, (_, i) => prim[2 * i + c]));
   const want = vocalsToInt16(planar);
   let worst = 0;
@@ -264,20 +263,20 @@ Deno.test("CLI prepare-audio writes audio.safetensors and audio.json; usage and 
     "--no-separate",
   ]);
   assert.equal(code, 0);
-  const st = readSafetensors(join(out, "audio.safetensors"));
+  const st = f32Tensors(join(out, "audio.safetensors"));
   const rec = JSON.parse(await Deno.readTextFile(join(out, "audio.json")));
   assert.equal(rec.audio_length, 13); // ceil(0.5 s · 25)
   assert.equal(rec.seq_len, 16);
   assert.equal(rec.separated, false);
   assert.deepEqual(rec.warnings, []);
-  assert.deepEqual(st.audio_emb.shape, [16, TINY_CFG.num_hidden_layers, TINY_CFG.hidden_size]);
-  assert.deepEqual(st.audio_windows.shape, [16, 5, TINY_CFG.num_hidden_layers, TINY_CFG.hidden_size]);
-  assert.deepEqual(rec.shapes.audio_windows, st.audio_windows.shape);
+  assert.deepEqual(st.get("audio_emb")!.shape, [16, TINY_CFG.num_hidden_layers, TINY_CFG.hidden_size]);
+  assert.deepEqual(st.get("audio_windows")!.shape, [16, 5, TINY_CFG.num_hidden_layers, TINY_CFG.hidden_size]);
+  assert.deepEqual(rec.shapes.audio_windows, st.get("audio_windows")!.shape);
   assert.equal(rec.files.safetensors, join(out, "audio.safetensors"));
   assert.ok(rec.timings.wav2vec_run >= 0 && rec.timings.total > 0);
   // same numbers as the library call
   const lib = await prepareAudio(path, { ...BASE, separate: false, clipLength: 4 });
-  assert.deepEqual(st.audio_windows.data, lib.windows.data);
+  assert.deepEqual(st.get("audio_windows")!.data, lib.windows.data);
   // default: separation requested, model missing -> warning recorded
   assert.equal(await run(["--audio", path, "--out", out, "--weights", TINY, "--clip-length", "4"]), 0);
   assert.match(
