@@ -11,7 +11,7 @@ import { loadImage } from "../src/stages/image/load.ts";
 import { pilResizeBilinear } from "../src/stages/image/pil_resize.ts";
 import { pixelTensor } from "../src/stages/image/pixels.ts";
 import { u8Image } from "../src/stages/image/types.ts";
-import { MASK_REF, maxAbsDiff } from "./image_fixtures.ts";
+import { maskRef, maxAbsDiff } from "./helpers/image_fixtures.ts";
 import sharp from "sharp";
 
 async function rgbPng(path: string): Promise<Uint8Array> {
@@ -22,8 +22,8 @@ async function rgbPng(path: string): Promise<Uint8Array> {
 
 for (const name of ["nonsquare_640x480", "large_1024"]) {
   Deno.test(`PIL bilinear resize and pixel tensor match upstream: ${name}`, async () => {
-    const img = await loadImage(`${MASK_REF}/${name}/input.png`);
-    const ref = await rgbPng(`${MASK_REF}/${name}/pixel_resized_u8.png`);
+    const img = await loadImage(`${maskRef()}/${name}/input.png`);
+    const ref = await rgbPng(`${maskRef()}/${name}/pixel_resized_u8.png`);
     const ours = pilResizeBilinear(img, 512, 512);
     assert.equal(maxAbsDiff(ours.data, ref), 0);
     const t = pixelTensor(img);
@@ -35,7 +35,7 @@ for (const name of ["nonsquare_640x480", "large_1024"]) {
 }
 
 Deno.test("pixel tensor of a 512x512 image is the image itself, normalised (astronaut)", async () => {
-  const img = await loadImage(`${MASK_REF}/astronaut.png`);
+  const img = await loadImage(`${maskRef()}/astronaut.png`);
   const t = pixelTensor(img);
   const plane = 512 * 512;
   for (const i of [0, 1234, 262143]) {

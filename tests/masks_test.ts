@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { computeMasks } from "../src/stages/image/masks.ts";
 import { ImageError } from "../src/stages/image/errors.ts";
 import { expandRegion, type LandmarksPx, roundHalfEven, sliceBounds } from "../src/stages/image/regions.ts";
-import { MASK_REF, maxAbsDiff, readGreyPng, readSafetensors } from "./image_fixtures.ts";
+import { maskRef, maxAbsDiff, readGreyPng } from "./helpers/image_fixtures.ts";
+import { f32Tensors } from "./helpers/shared.ts";
 
+const MASK_REF = maskRef();
 const cases = [...Deno.readDirSync(MASK_REF)].filter((e) => e.isDirectory).map((e) => e.name).sort();
 
 for (const name of cases) {
@@ -53,7 +55,7 @@ for (const name of cases) {
         ),
       );
     }
-    const t = await readSafetensors(`${dir}/tensors.safetensors`);
+    const t = f32Tensors(`${dir}/tensors.safetensors`);
     let pyrDiff = 0;
     for (const [key, pyr] of [["full", m.fullMasks], ["face", m.faceMasks], ["lip", m.lipMasks]] as const) {
       for (let l = 0; l < 4; l++) {

@@ -33,12 +33,12 @@ import {
   scrfdStandIn,
   writeFaceModels,
 } from "./helpers/face_models.ts";
-import { shared } from "./helpers/shared.ts";
+import { f32Tensors } from "./helpers/shared.ts";
 import { tempDir } from "./helpers/tensors.ts";
-import { maxAbsDiff, readGreyPng, readSafetensors } from "./image_fixtures.ts";
+import { maskRef, maxAbsDiff, readGreyPng } from "./helpers/image_fixtures.ts";
 
 const ASTRONAUT = fileURLToPath(new URL("../fixtures/astronaut.png", import.meta.url));
-const MASKS = shared("reference", "preprocess", "masks");
+const MASKS = maskRef();
 const PNGS = ["face_mask", "lip_mask", "face_mask_blur", "sep_lip", "sep_background", "sep_face"] as const;
 const MASK_KEYS = {
   face_mask: "faceMask",
@@ -77,7 +77,7 @@ async function assertMatchesCase(p: PreparedImage, dir: string): Promise<void> {
     maxAbsDiff(p.faceRegion.data.subarray(0, 512 * 512), Float32Array.from(region.data, (v) => v / 255)) <=
       2 / 255,
   );
-  const t = await readSafetensors(join(dir, "tensors.safetensors"));
+  const t = f32Tensors(join(dir, "tensors.safetensors"));
   for (const [key, pyr] of [["full", p.fullMask], ["face", p.faceMask], ["lip", p.lipMask]] as const) {
     pyr.forEach((x, l) => {
       const ref = t.get(`${key}_mask_${l}`)!;
@@ -463,7 +463,7 @@ Deno.test("CLI: files under upstream's names, --landmarks round trip, one-line e
     assert.deepEqual([ours.width, ours.height], [ref.width, ref.height]);
     assert.ok(maxAbsDiff(ours.data, ref.data) <= 1, `${name}.png`);
   }
-  const t = await readSafetensors(join(out, "prep.safetensors"));
+  const t = f32Tensors(join(out, "prep.safetensors"));
   const keys = [
     "pixels",
     "face_region",
