@@ -11,7 +11,7 @@ const esc = (s: unknown) =>
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
   );
 
-const fmt = (x: number | null | undefined, digits = 2) =>
+const fmt = (x: number | null | undefined, digits = 4) =>
   x === null || x === undefined ? "–" : x.toFixed(digits);
 
 /** A tiny line chart of `values` scaled to `max` (shared across rows so they compare). */
@@ -69,7 +69,7 @@ weights <code>${esc(s.weightsDir)}</code>.</p>
 <tbody>
 ${rows}
 </tbody></table>
-<p>Motion energy: for consecutive frames, the mean absolute RGB difference (0–255, averaged over channels),
+<p>Motion energy: for consecutive frames, the mean absolute RGB difference (averaged over channels, /255),
 weighted per pixel by the 64x64 blurred lip, face (without lips) or background mask that the UNet reads,
 bilinearly upsampled to the frame size. A higher lip weight should raise the lip energy relative to the
 others; sparklines share one scale. “shared”: work this run reused from an earlier run of the sweep

@@ -1,7 +1,7 @@
 /**
  * A simple, documented per-run measure for comparing sweep settings: motion energy inside a region.
- * For consecutive frames t-1, t: the mean absolute difference of the RGB values (0..255, averaged over the
- * three channels), weighted per pixel by a mask (the 64x64 blurred masks upstream feeds the UNet, OpenCV-
+ * For consecutive frames t-1, t: the mean absolute difference of the RGB values (averaged over the three
+ * channels, /255, so in [0, 1]: 1 = every value jumps 0 <-> 255), weighted per pixel by a mask (the 64x64 blurred masks upstream feeds the UNet, OpenCV-
  * bilinear upsampled to the frame size, /255): `sum_p w_p |f_t(p) - f_{t-1}(p)| / sum_p w_p`.
  * With the lip, face and background masks it tells whether a lip/pose/face weight moves what it should.
  */
@@ -32,7 +32,7 @@ export function maskWeights(mask: U8Image, width: number, height: number): MaskW
   return { weights, total };
 }
 
-const round = (x: number) => Math.round(x * 1e4) / 1e4;
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** Accumulates the motion energy of a stream of packed RGB frames in several regions at once. */
 export class MotionEnergy {
@@ -58,7 +58,7 @@ export class MotionEnergy {
     for (let p = 0; p < n; p++) {
       const i = 3 * p;
       const d = (Math.abs(frame[i] - prev[i]) + Math.abs(frame[i + 1] - prev[i + 1]) +
-        Math.abs(frame[i + 2] - prev[i + 2])) / 3;
+        Math.abs(frame[i + 2] - prev[i + 2])) / 765;
       if (d === 0) continue;
       for (let r = 0; r < w.length; r++) sums[r] += w[r][p] * d;
     }
@@ -68,7 +68,7 @@ export class MotionEnergy {
     });
   }
 
-  /** Per region: the mean and the per-pair values (rounded to 1e-4; NaN for an empty mask becomes null). */
+  /** Per region: the mean and the per-pair values (rounded to 1e-6; NaN for an empty mask becomes null). */
   result(): Record<string, RegionEnergy> {
     const out: Record<string, RegionEnergy> = {};
     for (const [k, s] of Object.entries(this.series)) {
