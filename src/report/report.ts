@@ -1,0 +1,185 @@
+/**
+ * `writeRunReport`: an HTML report of a finished (or partial) run next to its video: the run record's facts,
+ * the portrait and audio figures of the prepared inputs, motion energy per mask, thumbnails of the frames,
+ * and any extra figures (bank, attention, steps from `captureFirstClip`), with one local plotly.js.
+ */
+import { dirname, relative, resolve } from "node:path";
+import type { PreparedInputs, RenderResult } from "../stages/generate/run.ts";
+import { TINY_NOTICE } from "../weights/tiny_configs.ts";
+import { audioFigure } from "../viz/audio.ts";
+import type { VizFigure } from "../viz/figure.ts";
+import { gridFigure, readRunFrames, runFrame, type RunGeometry, runGeometry } from "../viz/grid.ts";
+import { portraitFigure } from "../viz/portrait.ts";
+import { type FactTable, renderReportHtml } from "./html.ts";
+import { type MotionEnergy, motionEnergy } from "./measures.ts";
+import { motionEnergyFigure } from "./measures_figure.ts";
+import { copyPlotlyNextTo, PLOTLY_FILE } from "./plotly_asset.ts";
+
+export interface RunReportOptions {
+  title?: string;
+  /** Figures appended after the standard ones. */
+  figures?: VizFigure[];
+  /** Frames shown as thumbnails, evenly spaced (default 8). */
+  thumbnails?: number;
+  /** Video frame rate (25). */
+  fps?: number;
+  /** Extra notices at the top. */
+  notices?: string[];
+}
+
+/** What `writeRunReport` wrote. */
+export interface RunReport {
+  html: string;
+  plotly: string;
+  figures: string[];
+  motion: MotionEnergy;
+  /** The video the report links to (absolute), if any. */
+  video?: string;
+}
+
+/** Thrown when the run directory cannot be reported on. */
+export class ReportError extends Error {
+  override name = "ReportError";
+}
+
+interface RunRecord {
+  settings?: Record<string, unknown>;
+  identity?: Record<string, unknown>;
+  inputs?: { image?: { path?: string; sha256?: string }; audio?: { path?: string; sha256?: string } };
+  warnings?: string[];
+  timings?: Record<string, number>;
+  status?: string;
+  output?: string;
+  tiny?: boolean;
+  weightsDir?: string;
+}
+
+function fmt(v: unknown): string {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  if (Array.isArray(v)) return v.map(fmt).join(", ");
+  return typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+}
+
+function exists(p: string): boolean {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes the report of a run (its run directory, or `renderVideo`'s result) made from `prepared` to `out`
+ * (an .html path), and plotly.js next to it. Frames are read from the run directory's finished clips.
+ */
+export async function writeRunReport(
+  run: string | RenderResult,
+  prepared: PreparedInputs,
+  out: string,
+  o: RunReportOptions = {},
+): Promise<RunReport> {
+  const runDir = resolve(typeof run === "string" ? run : run.runDir);
+  const fps = o.fps ?? 25;
+  let rec: RunRecord;
+  try {
+    rec = JSON.parse(await Deno.readTextFile(`${runDir}/run.json`));
+  } catch (e) {
+    throw new ReportError(`${runDir}: no readable run.json (${(e as Error).message.split("\n")[0]})`);
+  }
+  let g: RunGeometry;
+  try {
+    g = await runGeometry(runDir);
+  } catch (e) {
+    throw new ReportError((e as Error).message);
+  }
+  // Only finished clips have frames: a partial run is reported up to its last finished clip.
+  let finished = 0;
+  while (finished < g.clips && exists(`${runDir}/clips/${String(finished).padStart(4, "0")}.json`)) {
+    finished++;
+  }
+  const geo = { ...g, clips: finished, frames: Math.min(g.frames, finished * g.framesPerClip) };
+  const [, S] = prepared.image.pixels.shape;
+  if (S !== g.height || S !== g.width) {
+    throw new ReportError(`${runDir}: frames are ${g.width}x${g.height} but the prepared image is ${S}x${S}`);
+  }
+
+  const masks = prepared.image.masks;
+  const motion = await motionEnergy(readRunFrames(runDir, geo), g.width, g.height, {
+    lip: masks.sepLip,
+    face: masks.sepFace,
+    background: masks.sepBackground,
+  });
+  const n = Math.min(o.thumbnails ?? 8, geo.frames);
+  const picks = Array.from({ length: n }, (_, i) => Math.round((i * (geo.frames - 1)) / Math.max(1, n - 1)));
+  const thumbs = await Promise.all(picks.map((i) => runFrame(runDir, i, geo)));
+  const figures: VizFigure[] = [
+    await portraitFigure(prepared.image),
+    await audioFigure(prepared.audio, { input: prepared.audioPath, fps }),
+    await motionEnergyFigure(motion, fps),
+    await gridFigure({
+      title: `Frames (${geo.frames} of ${g.frames})`,
+      rowLabels: ["video"],
+      colLabels: picks.map((i) => `frame ${i} (${(i / fps).toFixed(2)} s)`),
+      cells: [thumbs],
+    }),
+    ...(o.figures ?? []),
+  ];
+
+  const outPath = resolve(out);
+  const dir = dirname(outPath);
+  await Deno.mkdir(dir, { recursive: true });
+  const plotly = await copyPlotlyNextTo(dir);
+  const videoAbs = typeof run !== "string" && run.out ? resolve(run.out) : rec.output;
+  const video = videoAbs && exists(videoAbs) ? videoAbs : undefined;
+  const settings = rec.settings ?? rec.identity ?? {};
+  const tables: FactTable[] = [
+    {
+      title: "Run",
+      rows: [
+        ["run directory", runDir],
+        ["status", `${rec.status ?? "?"} (${finished} of ${g.clips} clips finished)`],
+        ["frames", `${geo.frames} at ${fps} fps, ${g.width}x${g.height}`],
+        ["video", video ?? "(none yet)"],
+        ...(rec.weightsDir ? [["weights", rec.weightsDir] as [string, string]] : []),
+      ],
+    },
+    { title: "Settings", rows: Object.entries(settings).map(([k, v]) => [k, fmt(v)]) },
+    {
+      title: "Inputs",
+      rows: [
+        ["image", `${prepared.imagePath} (sha256 ${prepared.hashes.image.slice(0, 16)}…)`],
+        ["audio", `${prepared.audioPath} (sha256 ${prepared.hashes.audio.slice(0, 16)}…)`],
+        ["audio frames", `${prepared.audio.audioLength} (${prepared.audio.seqLen} with padding)`],
+        ["separated", String(prepared.audio.separated)],
+      ],
+    },
+    {
+      title: "Motion energy (mean |frame difference| inside each mask)",
+      rows: [
+        ["lip (sep_lip)", fmt(motion.mean.lip)],
+        ["face (sep_face)", fmt(motion.mean.face)],
+        ["background (sep_background)", fmt(motion.mean.background)],
+        [
+          "lip / background",
+          motion.mean.background > 0 ? fmt(motion.mean.lip / motion.mean.background) : "n/a",
+        ],
+      ],
+    },
+    { title: "Timings (s)", rows: Object.entries(rec.timings ?? {}).map(([k, v]) => [k, fmt(v)]) },
+  ];
+  const notices = [
+    ...(rec.tiny ? [TINY_NOTICE] : []),
+    ...(o.notices ?? []),
+    ...(rec.warnings ?? prepared.warnings).map((w) => `warning: ${w}`),
+  ];
+  const html = renderReportHtml({
+    title: o.title ?? `Hallo run: ${runDir.split("/").pop()}`,
+    notices,
+    tables,
+    video: video ? relative(dir, video) : undefined,
+    figures,
+    plotlySrc: PLOTLY_FILE,
+  });
+  await Deno.writeTextFile(outPath, html);
+  return { html: outPath, plotly, figures: figures.map((f) => f.name), motion, video };
+}
