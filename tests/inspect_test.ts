@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { type InspectReport, run } from "../src/cli/inspect.ts";
 import { makePth, op, pickle, writeTemp } from "./weights_fixtures.ts";
-
-const TINY = "/work/shared/reference/tiny_models/hallo";
+import { tinyModel } from "./helpers/shared.ts";
 
 /** Runs the inspect command in-process, capturing what it prints. */
 async function inspect(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -29,8 +28,8 @@ function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
 }
 
 Deno.test("inspect: net.pth and net.safetensors list the same 1,688 tensors, shapes and bytes", async () => {
-  const a = await inspect(`${TINY}/net.pth`, "--json");
-  const b = await inspect(`${TINY}/net.safetensors`, "--json");
+  const a = await inspect(tinyModel("hallo", "net.pth"), "--json");
+  const b = await inspect(tinyModel("hallo", "net.safetensors"), "--json");
   assert.equal(a.code, 0);
   assert.equal(b.code, 0);
   const ra = JSON.parse(a.out) as InspectReport;
@@ -60,7 +59,7 @@ Deno.test("inspect: net.pth and net.safetensors list the same 1,688 tensors, sha
 });
 
 Deno.test("inspect: the table lists key, dtype, shape, offset and the parameter total", async () => {
-  const { code, out } = await inspect(`${TINY}/net.pth`);
+  const { code, out } = await inspect(tinyModel("hallo", "net.pth"));
   assert.equal(code, 0);
   const lines = out.split("\n");
   assert.match(lines[0], /^key\s+dtype\s+shape\s+offset$/);

@@ -1,6 +1,6 @@
 /**
  * `weights check`, requireWeights, resolveWeightsDir and the format checks of verify.ts: the tiny upstream
- * checkpoints in /work/shared/reference/tiny_models pass, an empty folder names every required file, and
+ * checkpoints in ../shared/reference/tiny_models pass, an empty folder names every required file, and
  * each kind of broken file is caught with a message naming the problem.
  */
 import assert from "node:assert/strict";
@@ -21,8 +21,8 @@ import {
 } from "../src/weights/verify.ts";
 import type { WeightsFormat } from "../src/weights/manifest.ts";
 import { tinyOnnx, tinySafetensors, tinyTorchZip, tinyZip } from "./helpers/hf_server.ts";
+import { tinyModel } from "./helpers/shared.ts";
 
-const TINY = "/work/shared/reference/tiny_models";
 const REQUIRED = MANIFEST.files.filter((f) => f.status === "required").map((f) => f.path);
 
 async function tmp(): Promise<string> {
@@ -64,7 +64,8 @@ Deno.test("manifest: paths unique, required files per stage as the spec lists th
 });
 
 Deno.test("check: tiny_models has the networks and audio files and enables those stages", async () => {
-  const checks = await checkWeights(TINY);
+  const tiny = tinyModel();
+  const checks = await checkWeights(tiny);
   const present = checks.filter((c) => c.valid).map((c) => c.file.path);
   assert.deepEqual(present, [
     "hallo/net.pth",
@@ -80,7 +81,7 @@ Deno.test("check: tiny_models has the networks and audio files and enables those
   assert.equal(checks.find((c) => c.file.name === "net")!.detail, "torch zip, 1690 entries");
   assert.equal(checks.find((c) => c.file.name === "net")!.size, 18902681);
 
-  const ok = await cli("check", "--dir", TINY, "--stages", "audio,networks");
+  const ok = await cli("check", "--dir", tiny, "--stages", "audio,networks");
   assert.equal(ok.code, 0, ok.err);
   assert.match(ok.out, /^hallo\/net\.pth +yes +yes +18\.0 MiB +networks +torch zip, 1690 entries$/m);
   assert.match(
@@ -89,7 +90,7 @@ Deno.test("check: tiny_models has the networks and audio files and enables those
   );
   assert.match(ok.out, /^stages enabled: audio, networks$/m);
 
-  const all = await cli("check", "--dir", TINY);
+  const all = await cli("check", "--dir", tiny);
   assert.equal(all.code, 1);
   assert.match(
     all.err,
@@ -113,21 +114,22 @@ Deno.test("check: an empty folder exits 1 naming every required file", async () 
 });
 
 Deno.test("requireWeights: returns the paths a stage reads, or fails naming the files and the command", async () => {
-  const paths = await requireWeights(TINY, "networks");
+  const tiny = tinyModel();
+  const paths = await requireWeights(tiny, "networks");
   assert.deepEqual(paths, {
-    net: join(TINY, "hallo/net.pth"),
-    unet_config: join(TINY, "stable-diffusion-v1-5/unet/config.json"),
-    vae_config: join(TINY, "sd-vae-ft-mse/config.json"),
-    vae_weights: join(TINY, "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"),
+    net: join(tiny, "hallo/net.pth"),
+    unet_config: join(tiny, "stable-diffusion-v1-5/unet/config.json"),
+    vae_config: join(tiny, "sd-vae-ft-mse/config.json"),
+    vae_weights: join(tiny, "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"),
   });
-  await assert.rejects(() => requireWeights(TINY, "image"), (e: unknown) => {
+  await assert.rejects(() => requireWeights(tiny, "image"), (e: unknown) => {
     assert.ok(e instanceof MissingWeightsError);
     assert.equal(
       e.message,
-      `stage 'image' needs weights not found in ${TINY}: ` +
+      `stage 'image' needs weights not found in ${tiny}: ` +
         "face_analysis/models/face_landmarker_v2_with_blendshapes.task (missing), " +
         "face_analysis/models/scrfd_10g_bnkps.onnx (missing), face_analysis/models/glintr100.onnx (missing); " +
-        `fetch with: deno task hallo weights download --only face_landmarker,scrfd_10g_bnkps,glintr100 --dir "${TINY}"`,
+        `fetch with: deno task hallo weights download --only face_landmarker,scrfd_10g_bnkps,glintr100 --dir "${tiny}"`,
     );
     return true;
   });
@@ -137,11 +139,11 @@ Deno.test("requireWeights: returns the paths a stage reads, or fails naming the 
     await Deno.mkdir(join(dir, "wav2vec/wav2vec2-base-960h"), { recursive: true });
     for (const f of ["config.json", "preprocessor_config.json"]) {
       await Deno.copyFile(
-        join(TINY, "wav2vec/wav2vec2-base-960h", f),
+        join(tiny, "wav2vec/wav2vec2-base-960h", f),
         join(dir, "wav2vec/wav2vec2-base-960h", f),
       );
     }
-    const model = await Deno.readFile(join(TINY, "wav2vec/wav2vec2-base-960h/model.safetensors"));
+    const model = await Deno.readFile(join(tiny, "wav2vec/wav2vec2-base-960h/model.safetensors"));
     await Deno.writeFile(join(dir, "wav2vec/wav2vec2-base-960h/model.safetensors"), model.subarray(0, 30000));
     await assert.rejects(
       () => requireWeights(dir, "audio"),

@@ -8,24 +8,13 @@ import { parseCheckpoint } from "../src/weights/checkpoint.ts";
 import { CheckpointError } from "../src/weights/errors.ts";
 import { type ByteSource, checkRange, MemorySource } from "../src/weights/source.ts";
 import { readZipDirectory } from "../src/weights/zip.ts";
+import { prng } from "./helpers/prng.ts";
+import { tinyModel } from "./helpers/shared.ts";
 
-const TINY = "/work/shared/reference/tiny_models/hallo";
 /** Mutations per checkpoint: net.safetensors gets all in place; net.pth splits them between in-place
  * mutations anywhere it is interpreted and data.pkl insertions/deletions with the zip re-pointed. */
 const MUTATIONS = 2000;
 const SHIFT_MUTATIONS = 500;
-
-/** mulberry32: small, seeded, good enough to spread mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A file as a list of byte segments, so a mutation of an 18 MB file costs no copy. */
 class PatchedSource implements ByteSource {
@@ -158,7 +147,7 @@ function fuzz(label: string, path: string, count: number, make: () => Case): voi
 }
 
 Deno.test("fuzz: mutated net.safetensors gives only CheckpointErrors or a clean parse", () => {
-  const path = `${TINY}/net.safetensors`;
+  const path = tinyModel("hallo", "net.safetensors");
   const bytes = Deno.readFileSync(path);
   const headerEnd = 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true));
   const size = bytes.length;
@@ -173,7 +162,7 @@ Deno.test("fuzz: mutated net.safetensors gives only CheckpointErrors or a clean 
 
 /** The tiny net.pth and where its parts lie. */
 function tinyPth() {
-  const path = `${TINY}/net.pth`;
+  const path = tinyModel("hallo", "net.pth");
   const bytes = Deno.readFileSync(path);
   const entries = [...readZipDirectory(new MemorySource(path, bytes)).values()];
   const pkl = entries.find((e) => e.name.endsWith("/data.pkl"))!;

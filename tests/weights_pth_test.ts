@@ -11,8 +11,7 @@ import {
   stateDictPickle,
   writeTemp,
 } from "./weights_fixtures.ts";
-
-const TINY = "/work/shared/reference/tiny_models/hallo";
+import { tinyModel } from "./helpers/shared.ts";
 
 function pth(tensors: PickledTensor[], storages: Record<string, Uint8Array>, opts = {}): string {
   return writeTemp("model.pth", makePth(stateDictPickle(tensors), storages, opts));
@@ -20,15 +19,15 @@ function pth(tensors: PickledTensor[], storages: Record<string, Uint8Array>, opt
 
 Deno.test("pth: tiny net.pth has the 1,688 tensors of net.safetensors with the same shapes and bytes", () => {
   const t0 = performance.now();
-  const a = openCheckpoint(`${TINY}/net.pth`);
+  const a = openCheckpoint(tinyModel("hallo", "net.pth"));
   const cold = performance.now() - t0;
   let warm = Infinity;
   for (let i = 0; i < 3; i++) {
     const t1 = performance.now();
-    openCheckpoint(`${TINY}/net.pth`);
+    openCheckpoint(tinyModel("hallo", "net.pth"));
     warm = Math.min(warm, performance.now() - t1);
   }
-  const b = openCheckpoint(`${TINY}/net.safetensors`);
+  const b = openCheckpoint(tinyModel("hallo", "net.safetensors"));
   assert.equal(a.format, "pth");
   assert.equal(a.tensors.size, 1688);
   assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());

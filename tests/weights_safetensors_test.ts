@@ -4,6 +4,7 @@ import { readTensorBytes, readTensorF32 } from "../src/weights/convert.ts";
 import { MAX_HEADER_BYTES } from "../src/weights/safetensors.ts";
 import { MemorySource } from "../src/weights/source.ts";
 import { concat, expectCheckpointError, f32Bytes, makeSafetensors, writeTemp } from "./weights_fixtures.ts";
+import { tinyModel } from "./helpers/shared.ts";
 
 const DATA = concat([f32Bytes([1, 2, 3, 4, 5, 6]), new Uint8Array(new Uint16Array([0x3c00, 0x4000]).buffer)]);
 const HEADER = {
@@ -39,11 +40,9 @@ Deno.test("safetensors: header entries become refs into the file, sorted by offs
 });
 
 Deno.test("safetensors: tiny reference checkpoints open", () => {
-  const c = openCheckpoint("/work/shared/reference/tiny_models/hallo/net.safetensors");
+  const c = openCheckpoint(tinyModel("hallo", "net.safetensors"));
   assert.equal(c.tensors.size, 1688);
-  const vae = openCheckpoint(
-    "/work/shared/reference/tiny_models/sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
-  );
+  const vae = openCheckpoint(tinyModel("sd-vae-ft-mse", "diffusion_pytorch_model.safetensors"));
   assert.ok(vae.tensors.has("encoder.conv_in.weight"));
 });
 

@@ -8,8 +8,7 @@ import {
   stateDictPickle,
   writeTemp,
 } from "./weights_fixtures.ts";
-
-const TINY = "/work/shared/reference/tiny_models/hallo";
+import { tinyModel } from "./helpers/shared.ts";
 
 function smallFiles() {
   const pth = writeTemp(
@@ -102,7 +101,7 @@ Deno.test("store: usage tracking is shared between a store and its views", () =>
 });
 
 Deno.test("store: the tiny net.pth views cover every key once", () => {
-  const net = WeightStore.open(`${TINY}/net.pth`);
+  const net = WeightStore.open(tinyModel("hallo", "net.pth"));
   const prefixes = ["reference_unet.", "denoising_unet.", "face_locator.", "imageproj.", "audioproj."];
   const total = prefixes.reduce((n, p) => n + net.view({ strip: p }).size, 0);
   assert.equal(net.size, 1688);

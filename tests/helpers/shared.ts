@@ -30,6 +30,11 @@ export function shared(...parts: string[]): string {
   return p;
 }
 
+/** Returns `path` under shared/reference/tiny_models (upstream's tiny checkpoints), or throws clearly. */
+export function tinyModel(...parts: string[]): string {
+  return shared("reference", "tiny_models", ...parts);
+}
+
 /** Every tensor of a safetensors (or .pth) file as float32, by name, through the project's checkpoint reader. */
 export function f32Tensors(path: string): Map<string, F32Tensor> {
   const out = new Map<string, F32Tensor>();
