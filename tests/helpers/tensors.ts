@@ -1,6 +1,6 @@
 /**
  * Test inputs and error measures: a seeded PRNG (so every run sees the same numbers), random float32 tensors,
- * relative L2 error, and an in-memory safetensors writer so layer weights reach ORT through the external-data path.
+ * relative L2 error, and tiny graphs whose weights reach ORT from a safetensors file (the external-data path).
  */
 import { join } from "node:path";
 import { Graph, type Value } from "../../src/onnx/graph.ts";
@@ -8,19 +8,11 @@ import type { AttentionForm, AttentionProbe, Ctx } from "../../src/onnx/layers.t
 import { DataType, type DataTypeCode } from "../../src/onnx/proto.ts";
 import { Session } from "../../src/runtime/session.ts";
 import { f32, type F32Tensor, numel, type Tensor } from "../../src/tensor.ts";
+import { writeSafetensors as writeSafetensorsFile } from "../../src/weights/safetensors_write.ts";
 import { WeightStore } from "../../src/weights/store.ts";
+import { prng } from "./prng.ts";
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; returns uniforms in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /** Standard normal samples (Box-Muller) scaled by `scale`, as float32. */
 export function randn(rand: () => number, n: number, scale = 1): Float32Array {
@@ -86,30 +78,13 @@ export function expectIdentical(what: string, got: Shaped, ref: Shaped): void {
   }
 }
 
-/**
- * Writes float32 tensors as a safetensors file `name` in `dir` (header padded to 8 bytes as the reference
- * writer does); returns its path.
- */
+/** Writes float32 tensors as a safetensors file `name` in `dir` with the project's writer; returns its path. */
 export function writeSafetensors(dir: string, name: string, tensors: Record<string, F32Tensor>): string {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [key, t] of Object.entries(tensors)) {
-    header[key] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + json.length) % 8)) % 8);
-  const head = new TextEncoder().encode(json);
-  const bytes = new Uint8Array(8 + head.length + offset);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(head.length), true);
-  bytes.set(head, 8);
-  let at = 8 + head.length;
-  for (const t of Object.values(tensors)) {
-    bytes.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
   const path = join(dir, name);
-  Deno.writeFileSync(path, bytes);
+  writeSafetensorsFile(
+    path,
+    Object.entries(tensors).map(([key, t]) => ({ name: key, dtype: "F32", shape: t.shape, data: t.data })),
+  );
   return path;
 }
 
