@@ -16,10 +16,10 @@ import { f32, type F32Tensor } from "../src/tensor.ts";
 import { userCacheDir } from "../src/weights/cache_dirs.ts";
 import { fp16Weights, weightsForDtype } from "../src/weights/fp16_cache.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import { REFERENCE, shared } from "./helpers/shared.ts";
+import { REFERENCE, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
-const NET = shared("reference", "tiny_models", "hallo", "net.pth");
+const NET = tinyModel("hallo", "net.pth");
 const FP16_TOL = 5e-3;
 
 /** The case configs of the reference set (tiny sizes), as the parity cases read them. */
@@ -218,7 +218,7 @@ Deno.test("a checkpoint folder without write permission gets its fp16 cache in t
 Deno.test("fp16 reference UNet matches its fp32 graph on CPU (float32 bank and output)", async () => {
   await withCaches(async () => {
     const kwargs = configs().unet_additional_kwargs as never;
-    const src = { weightsDir: shared("reference", "tiny_models"), kwargs };
+    const src = { weightsDir: tinyModel(), kwargs };
     const sample = refTensor("reference_unet_write_cfg.safetensors", "sample");
     const ctx = refTensor("reference_unet_write_cfg.safetensors", "encoder_hidden_states");
     const t = refTensor("reference_unet_write_cfg.safetensors", "timestep").data[0];

@@ -21,11 +21,11 @@ import {
 } from "../src/stages/networks/projections.ts";
 import { f32, type F32Tensor } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import { fakeStore, fullKeys, referenceCase, shared } from "./helpers/shared.ts";
+import { fakeStore, fullKeys, referenceCase, shared, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 /** The tiny net.pth (a clear error when ../shared is missing). */
-const tinyNet = () => shared("reference", "tiny_models", "hallo", "net.pth");
+const tinyNet = () => tinyModel("hallo", "net.pth");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");

@@ -19,11 +19,11 @@ import {
 } from "../src/stages/networks/vae.ts";
 import { f32, type F32Tensor } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import { referenceCase, shared } from "./helpers/shared.ts";
+import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 /** The tiny sd-vae-ft-mse folder (a clear error when ../shared is missing). */
-const vaeDir = () => shared("reference", "tiny_models", "sd-vae-ft-mse");
+const vaeDir = () => tinyModel("sd-vae-ft-mse");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");

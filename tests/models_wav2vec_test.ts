@@ -19,11 +19,11 @@ import { loadWav2Vec, runWav2Vec, Wav2VecError, wav2vecFeatures } from "../src/s
 import { wav2vecCase } from "../src/parity/cases/wav2vec.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { TensorRef } from "../src/weights/types.ts";
-import { referenceCase, shared } from "./helpers/shared.ts";
+import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 /** The tiny wav2vec2 folder (a clear error when ../shared is missing). */
-const tinyWav2Vec = () => shared("reference", "tiny_models", "wav2vec", "wav2vec2-base-960h");
+const tinyWav2Vec = () => tinyModel("wav2vec", "wav2vec2-base-960h");
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");

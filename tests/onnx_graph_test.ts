@@ -12,7 +12,7 @@ import { f32 } from "../src/tensor.ts";
 import { readTensorF32 } from "../src/weights/convert.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import * as R from "./helpers/ref_ops.ts";
-import { shared } from "./helpers/shared.ts";
+import { tinyModel } from "./helpers/shared.ts";
 import { expectClose, prng, randTensor, runTiny, tempDir, writeSafetensors } from "./helpers/tensors.ts";
 
 /** Asserts `fn` throws a one-line GraphBuildError matching every pattern. */
@@ -167,7 +167,7 @@ Deno.test("float16 graph: float32 checkpoint weights are cast in-graph", async (
 });
 
 Deno.test("a graph with external data into the tiny net.pth reproduces imageproj.proj + imageproj.norm", async () => {
-  const pth = shared("reference", "tiny_models", "hallo", "net.pth");
+  const pth = tinyModel("hallo", "net.pth");
   const store = WeightStore.open(pth);
   const ref = (k: string) => {
     const r = store.get(k);

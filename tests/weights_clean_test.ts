@@ -13,9 +13,9 @@ import { findCompiledCaches, removeCaches, treeBytes } from "../src/weights/clea
 import { formatBytes } from "../src/weights/download.ts";
 import { fp16Weights } from "../src/weights/fp16_cache.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import { REFERENCE, shared } from "./helpers/shared.ts";
+import { REFERENCE, tinyModel } from "./helpers/shared.ts";
 
-const NET = shared("reference", "tiny_models", "hallo", "net.pth");
+const NET = tinyModel("hallo", "net.pth");
 
 function exists(p: string): boolean {
   try {
