@@ -19,12 +19,9 @@ import {
 import { EglContext } from "../src/stages/image/mediapipe/egl.ts";
 import { GlUnavailableError, openLibrary } from "../src/stages/image/mediapipe/gl_ffi.ts";
 import { WebGl2OverEgl } from "../src/stages/image/mediapipe/webgl2.ts";
+import { shared } from "./helpers/shared.ts";
 
 const ASTRONAUT = fileURLToPath(new URL("../fixtures/astronaut.png", import.meta.url));
-/** Upstream's (Python MediaPipe) landmarks for the same photo, normalised. */
-const UPSTREAM = fileURLToPath(
-  new URL("../../shared/reference/preprocess/masks/astronaut_landmarks.json", import.meta.url),
-);
 
 interface Rgb {
   data: Uint8Array;
@@ -49,14 +46,6 @@ async function twoFaces(): Promise<Rgb> {
   const canvas = sharp({ create: { width: 420, height: 260, channels: 3, background: "#808080" } })
     .composite([{ input: face, left: 0, top: 0 }, { input: small, left: 250, top: 40 }]);
   return decodeRgb(sharp(await canvas.png().toBuffer()));
-}
-
-function exists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("FaceLandmarker: astronaut landmarks, upstream agreement, no face, several faces, bad input", async (t) => {
@@ -89,9 +78,10 @@ Deno.test("FaceLandmarker: astronaut landmarks, upstream agreement, no face, sev
 
     await t.step({
       name: "agrees with upstream's landmarks for the same photo",
-      ignore: !exists(UPSTREAM),
       fn: () => {
-        const upstream = JSON.parse(Deno.readTextFileSync(UPSTREAM)) as { x: number; y: number }[];
+        // Upstream's (Python MediaPipe) landmarks for the same photo, normalised.
+        const file = shared("reference", "preprocess", "masks", "astronaut_landmarks.json");
+        const upstream = JSON.parse(Deno.readTextFileSync(file)) as { x: number; y: number }[];
         assert.equal(upstream.length, NUM_FACE_LANDMARKS);
         const d = upstream.map((u, i) =>
           Math.hypot(u.x * img.width - face.pixels[i][0], u.y * img.height - face.pixels[i][1])
