@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseDevice } from "../runtime/device.ts";
+import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
@@ -24,6 +25,8 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --size N                video size, a multiple of 64 (512, the only size upstream runs; smaller is for
                           quick experiments)
   --device cpu|cuda|webgpu
+  --dtype fp32|fp16       precision of the compiled graphs (fp32; fp16 is for GPUs, weights converted once into a
+                          cache beside the checkpoints)
   --threads N             ORT intra-op threads (default: all cores)
   --no-separate           skip vocal separation
   --run-dir DIR           where finished clips and run.json go (default: <out>.run)
@@ -48,6 +51,7 @@ export async function run(args: string[]): Promise<number> {
         seed: { type: "string" },
         size: { type: "string" },
         device: { type: "string" },
+        dtype: { type: "string" },
         threads: { type: "string" },
         "no-separate": { type: "boolean" },
         "run-dir": { type: "string" },
@@ -82,6 +86,13 @@ export async function run(args: string[]): Promise<number> {
     } catch (e) {
       throw new UsageError(`--device: ${(e as Error).message}`);
     }
+    let dtype;
+    try {
+      dtype = parseDType(v.dtype ?? "fp32");
+    } catch (e) {
+      throw new UsageError(`--dtype: ${(e as Error).message}`);
+    }
+    warnIfFp16OnCpu(dtype, device);
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
     const out = await writablePath("out", v.out);
@@ -103,13 +114,13 @@ export async function run(args: string[]): Promise<number> {
     });
     for (const w of prepared.warnings) console.error(`warning: ${w}`);
     console.error(`loading networks from ${weightsDir} ...`);
-    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size });
+    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size, dtype });
     try {
       const res = await renderVideo(models, prepared, settings, {
         out,
         runDir,
         resume: v.resume,
-        record: { command: ["animate", ...args], weightsDir, device, tiny, size },
+        record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
         onStep: (clip, clips, s) =>
           progress.update(
             clip * s.total + s.index + 1,

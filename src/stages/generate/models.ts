@@ -80,7 +80,8 @@ export async function loadHalloModels(
 ): Promise<HalloModels> {
   // A tiny random set records the sizes upstream hard-codes; real weights have no tiny.json.
   const cfgs = o.configs ?? readTinyConfigs(weightsDir) ?? {};
-  const session = { device: o.device, threads: o.threads, mmapWeights: o.mmapWeights };
+  // Every network but wav2vec2 (fp32 upstream too) in the requested precision.
+  const session = { device: o.device, threads: o.threads, mmapWeights: o.mmapWeights, dtype: o.dtype };
   const net = WeightStore.open(resolveNetCheckpoint(weightsDir));
   const vae = await loadVae(join(weightsDir, "sd-vae-ft-mse"), session);
   const imageProj = await loadImageProj(net, { ...session, config: cfgs.imageProj });
@@ -96,7 +97,7 @@ export async function loadHalloModels(
     contextTokens: tokens,
     height: geometry.height,
     width: geometry.width,
-  }, { ...session, dtype: o.dtype });
+  }, session);
   const denoisingUNet = await loadDenoisingUNet(src, {
     batch: b,
     frames: geometry.frames,
@@ -105,7 +106,7 @@ export async function loadHalloModels(
     contextTokens: tokens,
     audioTokens: audioProj.config.context_tokens,
     motionFrames: M,
-  }, { ...session, dtype: o.dtype, probes: o.probes });
+  }, { ...session, probes: o.probes });
   const t = (x: { timings: { build_s: number; session_s: number } }) => ({
     build_s: x.timings.build_s,
     session_s: x.timings.session_s,
