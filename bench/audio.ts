@@ -4,8 +4,9 @@
  * 1. Vocal separation time per second of audio, through onnxruntime with an IDENTITY stand-in for
  *    Kim_Vocal_2.onnx (same input/output names and (1,4,3072,256) shape, Kim_Vocal_2 parameters): this measures
  *    our STFT / iSTFT / overlap-add and the ORT round trip, not the real network (not available here).
- * 2. wav2vec2 time per second of audio: the tiny reference weights, and full-size wav2vec2-base-960h with
- *    random weights (a temporary 378 MB safetensors written from full_keys.json).
+ * 2. wav2vec2 time per second of audio: the tiny random weights (`ensureTinyWeights`, made once under
+ *    weights/tiny_pretrained_models), and full-size wav2vec2-base-960h with random weights (a temporary 378 MB
+ *    safetensors whose keys and shapes the graph builder records).
  * 3. Peak RSS of prepareAudio on a 10-minute file (each in a fresh process, VmHWM): with separation (identity
  *    stand-in) and without, both with the tiny wav2vec2; full-size wav2vec2 is measured on one minute, since on
  *    10 minutes its attention alone is 12 × 15,008² floats ≈ 10.8 GB per layer if materialised.
@@ -19,11 +20,14 @@ import { prepareAudio, type PrepareAudioOptions } from "../src/stages/audio/prep
 import { prepareWav2vecInput } from "../src/stages/audio/wav2vec_input.ts";
 import { loadWav2Vec, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts";
 import { runFfmpeg } from "../src/util/ffmpeg.ts";
+import { WAV2VEC2_BASE_CONFIG } from "../src/models/full_configs.ts";
+import { buildWav2Vec2, parseWav2Vec2Config } from "../src/models/wav2vec2.ts";
+import { LayoutRecorder } from "../src/weights/tiny_layout.ts";
+import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { writeIdentityMdxModel } from "../tests/helpers/mdx_identity.ts";
 
-const SHARED = fileURLToPath(new URL("../../shared/reference/", import.meta.url));
-const TINY = join(SHARED, "tiny_models");
-const TINY_W2V = join(TINY, "wav2vec", "wav2vec2-base-960h");
+/** Where the tiny random wav2vec2 lives inside a tiny weight set. */
+const W2V = join("wav2vec", "wav2vec2-base-960h");
 
 /** A deterministic speech-like test signal: two tones with a slow amplitude wobble plus a little noise. */
 function signal(n: number, sampleRate: number, seed = 1): Float32Array {
@@ -91,19 +95,18 @@ async function benchWav2vec(
   return rows;
 }
 
-/** A full-size wav2vec2-base-960h folder with random weights (keys and config from full_keys.json). */
-async function fullSizeWav2vec(tmp: string): Promise<string> {
-  const full = JSON.parse(await Deno.readTextFile(join(SHARED, "full_keys.json")));
-  const fileKey = Object.keys(full.files).find((f) => f.startsWith("wav2vec2-base-960h/model.safetensors"));
-  if (!fileKey) throw new Error("full_keys.json lists no wav2vec2-base-960h/model.safetensors");
-  const dir = join(tmp, "weights_full", "wav2vec", "wav2vec2-base-960h");
+/**
+ * A full-size wav2vec2-base-960h folder with random weights: the base-960h config, the keys and shapes the
+ * graph builder binds (recorded), the tiny set's preprocessor config (the same feature extractor).
+ */
+async function fullSizeWav2vec(tmp: string, tiny: string): Promise<string> {
+  const dir = join(tmp, "weights_full", W2V);
   await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(full.configs.wav2vec2));
-  await Deno.copyFile(join(TINY_W2V, "preprocessor_config.json"), join(dir, "preprocessor_config.json"));
-  const keys = (full.files[fileKey].keys as { name: string; shape: number[] }[]).map((k) => ({
-    name: k.name,
-    shape: k.shape,
-  }));
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(WAV2VEC2_BASE_CONFIG));
+  await Deno.copyFile(join(tiny, W2V, "preprocessor_config.json"), join(dir, "preprocessor_config.json"));
+  const rec = new LayoutRecorder();
+  buildWav2Vec2(rec, parseWav2Vec2Config(structuredClone(WAV2VEC2_BASE_CONFIG)), { prefix: "wav2vec2." });
+  const keys = rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] }));
   await writeRandomSafetensors(join(dir, "model.safetensors"), keys);
   return dir;
 }
@@ -139,6 +142,8 @@ async function main(args: string[]): Promise<void> {
   Deno.env.set("HALLO_GRAPH_CACHE", "off"); // benchmark graphs must not fill the user cache
   const tmp = await Deno.makeTempDir({ prefix: "hallo_bench_audio_" });
   try {
+    // Tiny random weights, generated once: the benchmark needs neither ../shared nor the real weights.
+    const { dir: tiny } = await ensureTinyWeights();
     console.log(`audio bench: ${threads} ORT thread(s), ${navigator.hardwareConcurrency} cores visible\n`);
 
     console.log(
@@ -152,8 +157,8 @@ async function main(args: string[]): Promise<void> {
     );
 
     console.log("2. wav2vec2 (features of all layers, interpolated to 25 fps)");
-    const w2vRows = await benchWav2vec("tiny", TINY_W2V, threads, quick ? [10] : [10, 60]);
-    const fullDir = await fullSizeWav2vec(tmp);
+    const w2vRows = await benchWav2vec("tiny (random)", join(tiny, W2V), threads, quick ? [10] : [10, 60]);
+    const fullDir = await fullSizeWav2vec(tmp, tiny);
     w2vRows.push(...await benchWav2vec("full (random)", fullDir, threads, quick ? [4] : [4, 16]));
     console.log(
       table(["weights", "audio s", "seq_len", "audio_emb", "load s", "run s", "s per audio s"], w2vRows),
@@ -176,7 +181,7 @@ async function main(args: string[]): Promise<void> {
         { captureStdout: false },
       );
       const model = writeIdentityMdxModel(join(tmp, "weights", "audio_separator", "Kim_Vocal_2.onnx"));
-      const base: PrepareAudioOptions = { weightsDir: TINY, threads, cacheDir: join(tmp, "cache") };
+      const base: PrepareAudioOptions = { weightsDir: tiny, threads, cacheDir: join(tmp, "cache") };
       const rows: (string | number)[][] = [];
       for (
         const [label, o] of [
