@@ -19,9 +19,10 @@ import {
   projectAudio,
   projectFaceEmbedding,
 } from "../src/stages/networks/projections.ts";
-import { f32, type F32Tensor } from "../src/tensor.ts";
+import { f32 } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { fakeStore, fullKeys, referenceCase, shared, tinyModel } from "./helpers/shared.ts";
+import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 /** The tiny net.pth (a clear error when ../shared is missing). */
@@ -33,21 +34,7 @@ Deno.env.set("HALLO_GRAPH_CACHE", "off");
 for (const c of [imageProjCase, audioProjCase, faceLocatorCase] as ParityCase[]) {
   Deno.test({
     name: `${c.name} parity case: every output within 1e-4 of upstream`,
-    async fn() {
-      const input = referenceCase(c.name);
-      const { meta, tensors } = input;
-      const res = await c.run(input);
-      const roles = meta.tensors as Record<string, { role: string }>;
-      const outputs = Object.keys(roles).filter((k) => roles[k].role === "output").sort();
-      assert.deepEqual(Object.keys(res.outputs).sort(), outputs);
-      for (const name of outputs) {
-        const got = res.outputs[name] as F32Tensor;
-        const ref = tensors.get(name)!;
-        assert.deepEqual(got.shape, ref.shape, name);
-        const err = relL2(got.data, ref.data);
-        assert.ok(err <= c.tolerance, `${name}: relative L2 ${err}`);
-      }
-    },
+    fn: () => assertCaseOutputs(c, referenceCase(c.name)),
   });
 }
 

@@ -20,6 +20,7 @@ import {
 import { f32, type F32Tensor } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { referenceCase, tinyModel } from "./helpers/shared.ts";
+import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 /** The tiny sd-vae-ft-mse folder (a clear error when ../shared is missing). */
@@ -30,22 +31,7 @@ Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
 Deno.test({
   name: "vae parity case: latent mean, clamped logvar and decoded sample within 1e-4 of upstream",
-  async fn() {
-    const input = referenceCase("vae");
-    const { meta, tensors } = input;
-    const res = await vaeCase.run(input);
-    const outputs = Object.keys(meta.tensors as object).filter((k) =>
-      (meta.tensors as Record<string, { role: string }>)[k].role === "output"
-    );
-    assert.deepEqual(Object.keys(res.outputs).sort(), outputs.sort());
-    for (const name of outputs) {
-      const got = res.outputs[name] as F32Tensor;
-      const ref = tensors.get(name)!;
-      assert.deepEqual(got.shape, ref.shape, name);
-      const err = relL2(got.data, ref.data);
-      assert.ok(err <= vaeCase.tolerance, `${name}: relative L2 ${err}`);
-    }
-  },
+  fn: () => assertCaseOutputs(vaeCase, referenceCase("vae")),
 });
 
 /** The tiny store with the mid-block attention keys spelled as diffusers' deprecated AttentionBlock did. */
