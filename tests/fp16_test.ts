@@ -17,6 +17,7 @@ import { userCacheDir } from "../src/weights/cache_dirs.ts";
 import { fp16Weights, weightsForDtype } from "../src/weights/fp16_cache.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { REFERENCE, tinyModel } from "./helpers/shared.ts";
+import { withEnv } from "./helpers/env.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
 const NET = tinyModel("hallo", "net.pth");
@@ -35,17 +36,13 @@ function refTensor(file: string, name: string): F32Tensor {
 /** Runs `fn` with the caches pointed at a fresh temp folder (nothing is written under shared/). */
 async function withCaches(fn: (tmp: string) => Promise<void> | void, graphCache = true): Promise<void> {
   const tmp = Deno.makeTempDirSync({ prefix: "hallo-fp16-" });
-  const saved = { xdg: Deno.env.get("XDG_CACHE_HOME"), graphs: Deno.env.get("HALLO_GRAPH_CACHE") };
-  Deno.env.set("XDG_CACHE_HOME", join(tmp, "xdg"));
-  if (graphCache) Deno.env.set("HALLO_GRAPH_CACHE", join(tmp, "graphs"));
-  else Deno.env.delete("HALLO_GRAPH_CACHE");
+  const vars = {
+    XDG_CACHE_HOME: join(tmp, "xdg"),
+    HALLO_GRAPH_CACHE: graphCache ? join(tmp, "graphs") : undefined,
+  };
   try {
-    await fn(tmp);
+    await withEnv(vars, () => fn(tmp));
   } finally {
-    for (const [k, v] of [["XDG_CACHE_HOME", saved.xdg], ["HALLO_GRAPH_CACHE", saved.graphs]] as const) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
     Deno.removeSync(tmp, { recursive: true });
   }
 }

@@ -13,6 +13,7 @@ import { findCompiledCaches, removeCaches, treeBytes } from "../src/weights/clea
 import { formatBytes } from "../src/weights/download.ts";
 import { fp16Weights } from "../src/weights/fp16_cache.ts";
 import { WeightStore } from "../src/weights/store.ts";
+import { withEnv } from "./helpers/env.ts";
 import { REFERENCE, tinyModel } from "./helpers/shared.ts";
 
 const NET = tinyModel("hallo", "net.pth");
@@ -34,16 +35,9 @@ function fill(dir: string, bytes: number): void {
 /** Runs with XDG_CACHE_HOME in a temp folder and HALLO_GRAPH_CACHE unset, so graphs go beside checkpoints. */
 async function withUserCache(fn: (tmp: string) => Promise<void> | void): Promise<void> {
   const tmp = Deno.makeTempDirSync({ prefix: "hallo-clean-" });
-  const saved = { xdg: Deno.env.get("XDG_CACHE_HOME"), graphs: Deno.env.get("HALLO_GRAPH_CACHE") };
-  Deno.env.set("XDG_CACHE_HOME", join(tmp, "xdg"));
-  Deno.env.delete("HALLO_GRAPH_CACHE");
   try {
-    await fn(tmp);
+    await withEnv({ XDG_CACHE_HOME: join(tmp, "xdg"), HALLO_GRAPH_CACHE: undefined }, () => fn(tmp));
   } finally {
-    for (const [k, v] of [["XDG_CACHE_HOME", saved.xdg], ["HALLO_GRAPH_CACHE", saved.graphs]] as const) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
     Deno.chmodSync(tmp, 0o755);
     for (const e of Deno.readDirSync(tmp)) Deno.chmodSync(join(tmp, e.name), 0o755);
     Deno.removeSync(tmp, { recursive: true });
