@@ -16,7 +16,7 @@ import {
 import { MdxModelDataError, mdxModelHash, resolveMdxParams } from "../src/stages/audio/mdx_params.ts";
 import { splitextStem, vocalsFileNames, vocalsToInt16 } from "../src/stages/audio/vocals_file.ts";
 import { separateVocalsToFiles } from "../src/stages/audio/separate_file.ts";
-import { assertArrayEqual, errors } from "./helpers/audio_assert.ts";
+import { assertArrayEqual, errors, interleaved, planar } from "./helpers/audio_assert.ts";
 import { f32Tensors, shared } from "./helpers/shared.ts";
 
 /** Upstream's MDX references (a clear error when ../shared is missing). */
@@ -40,13 +40,9 @@ Deno.test("MDX identity model vs upstream audio-separator 0.17.2 (1 s speech, Ki
   const t0 = performance.now();
   const r = await separateVocals(mix.channels, identity, KIM_VOCAL_2_PARAMS);
   const ms = performance.now() - t0;
-  const planar = (xs: Float32Array[]) => Float32Array.from([...xs[0], ...xs[1]]);
   assertArrayEqual(planar(r.mixNormalized), ref.get("mix_normalized")!.data, "mix_normalized");
   const d = errors(planar(r.demixed), ref.get("demix_output")!.data);
-  const interleaved = new Float32Array(2 * r.vocals[0].length);
-  r.vocals[0].forEach((v, i) => interleaved[2 * i] = v);
-  r.vocals[1].forEach((v, i) => interleaved[2 * i + 1] = v);
-  const p = errors(interleaved, ref.get("primary_final")!.data);
+  const p = errors(interleaved(r.vocals), ref.get("primary_final")!.data);
   console.log(
     `demix_output rel ${d.rel.toExponential(2)} max ${d.maxAbs.toExponential(2)}; ` +
       `primary_final rel ${p.rel.toExponential(2)} max ${p.maxAbs.toExponential(2)}; ${ms.toFixed(0)} ms`,

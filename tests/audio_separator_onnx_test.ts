@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readWav } from "../src/stages/audio/wav.ts";
 import { KIM_VOCAL_2_PARAMS, separateVocals, SeparationError } from "../src/stages/audio/mdx.ts";
 import { loadMdxSeparator, mdxInputShape } from "../src/stages/audio/separator_onnx.ts";
-import { errors } from "./helpers/audio_assert.ts";
+import { errors, interleaved, planar } from "./helpers/audio_assert.ts";
 import { writeIdentityMdxModel } from "./helpers/mdx_identity.ts";
 import { f32Tensors, shared } from "./helpers/shared.ts";
 
@@ -32,12 +32,8 @@ Deno.test("identity ONNX model through the session: upstream's identity referenc
     const counted = (s: Float32Array, shape: readonly number[]) => (calls++, sep.runModel(s, shape));
     const r = await separateVocals(mix.channels, counted, sep.params);
     assert.equal(calls, meta.derived.chunk_starts.length);
-    const planar = (xs: Float32Array[]) => Float32Array.from([...xs[0], ...xs[1]]);
     const d = errors(planar(r.demixed), ref.get("demix_output")!.data);
-    const inter = new Float32Array(2 * r.vocals[0].length);
-    r.vocals[0].forEach((v, i) => inter[2 * i] = v);
-    r.vocals[1].forEach((v, i) => inter[2 * i + 1] = v);
-    const p = errors(inter, ref.get("primary_final")!.data);
+    const p = errors(interleaved(r.vocals), ref.get("primary_final")!.data);
     console.log(
       `ONNX identity: demix_output rel ${d.rel.toExponential(2)}, primary_final rel ${
         p.rel.toExponential(2)

@@ -21,3 +21,16 @@ export function assertArrayEqual(a: ArrayLike<number>, b: ArrayLike<number>, wha
     if (!Object.is(a[i], b[i])) assert.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
   }
 }
+
+/** Two channels one after the other, as upstream's (2, N) arrays lie in its reference files. */
+export function planar(channels: readonly Float32Array[]): Float32Array {
+  return Float32Array.from([...channels[0], ...channels[1]]);
+}
+
+/** Two channels interleaved sample by sample, as upstream's (N, 2) arrays lie in its reference files. */
+export function interleaved(channels: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(2 * channels[0].length);
+  channels[0].forEach((v, i) => out[2 * i] = v);
+  channels[1].forEach((v, i) => out[2 * i + 1] = v);
+  return out;
+}
