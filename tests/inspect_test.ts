@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type InspectReport, run } from "../src/cli/inspect.ts";
-import { makePth, op, pickle, writeTemp } from "./weights_fixtures.ts";
+import { makePth, op, pickle, writeTemp } from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
 
 /** Runs the inspect command in-process, capturing what it prints. */

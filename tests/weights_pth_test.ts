@@ -10,7 +10,7 @@ import {
   type PickledTensor,
   stateDictPickle,
   writeTemp,
-} from "./weights_fixtures.ts";
+} from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
 
 function pth(tensors: PickledTensor[], storages: Record<string, Uint8Array>, opts = {}): string {

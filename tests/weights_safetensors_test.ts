@@ -3,7 +3,13 @@ import { openCheckpoint, parseCheckpoint } from "../src/weights/checkpoint.ts";
 import { readTensorBytes, readTensorF32 } from "../src/weights/convert.ts";
 import { MAX_HEADER_BYTES } from "../src/weights/safetensors.ts";
 import { MemorySource } from "../src/weights/source.ts";
-import { concat, expectCheckpointError, f32Bytes, makeSafetensors, writeTemp } from "./weights_fixtures.ts";
+import {
+  concat,
+  expectCheckpointError,
+  f32Bytes,
+  makeSafetensors,
+  writeTemp,
+} from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
 
 const DATA = concat([f32Bytes([1, 2, 3, 4, 5, 6]), new Uint8Array(new Uint16Array([0x3c00, 0x4000]).buffer)]);

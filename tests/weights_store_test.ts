@@ -7,7 +7,7 @@ import {
   makeSafetensors,
   stateDictPickle,
   writeTemp,
-} from "./weights_fixtures.ts";
+} from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
 
 function smallFiles() {

@@ -11,7 +11,7 @@ import {
   pickle,
   stateDictPickle,
   writeTemp,
-} from "./weights_fixtures.ts";
+} from "./helpers/weights_fixtures.ts";
 
 /** Parses `pkl` as the data.pkl of a torch.save zip, through the real reader and its allowlist. */
 function parsePkl(pkl: Uint8Array, storages: Record<string, Uint8Array> = {}) {

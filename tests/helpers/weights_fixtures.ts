@@ -3,7 +3,7 @@
  * data alignment), pickles from named opcodes, torch-like state-dict pickles, and safetensors files.
  */
 import { deflateRawSync } from "node:zlib";
-import { CheckpointError } from "../src/weights/errors.ts";
+import { CheckpointError } from "../../src/weights/errors.ts";
 
 const enc = new TextEncoder();
 
