@@ -3,6 +3,7 @@
  * with HEAD (content-length, ETag), Range requests (206 + content-range), 404 with X-Error-Code like the hub,
  * forced statuses, and transfers cut midway. Plus generators for tiny files of each weights format.
  */
+import { makeZip } from "./weights_fixtures.ts";
 
 /** One request as the server saw it. */
 export interface SeenRequest {
@@ -148,67 +149,9 @@ export function tinySafetensors(n = 64): Uint8Array {
   return out;
 }
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** A stored (uncompressed) zip of the given entries, as torch.save and MediaPipe bundles are. */
+/** A zip of the given entries (stored, torch-style data alignment), as torch.save and MediaPipe bundles are. */
 export function tinyZip(entries: Record<string, Uint8Array>): Uint8Array {
-  const enc = new TextEncoder();
-  const locals: Uint8Array[] = [];
-  const centrals: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, data] of Object.entries(entries)) {
-    const n = enc.encode(name);
-    const crc = crc32(data);
-    const lh = new Uint8Array(30 + n.length);
-    const lv = new DataView(lh.buffer);
-    lv.setUint32(0, 0x04034b50, true);
-    lv.setUint16(4, 20, true);
-    lv.setUint32(14, crc, true);
-    lv.setUint32(18, data.length, true);
-    lv.setUint32(22, data.length, true);
-    lv.setUint16(26, n.length, true);
-    lh.set(n, 30);
-    const ch = new Uint8Array(46 + n.length);
-    const cv = new DataView(ch.buffer);
-    cv.setUint32(0, 0x02014b50, true);
-    cv.setUint16(4, 20, true);
-    cv.setUint16(6, 20, true);
-    cv.setUint32(16, crc, true);
-    cv.setUint32(20, data.length, true);
-    cv.setUint32(24, data.length, true);
-    cv.setUint16(28, n.length, true);
-    cv.setUint32(42, offset, true);
-    ch.set(n, 46);
-    locals.push(lh, data);
-    centrals.push(ch);
-    offset += lh.length + data.length;
-  }
-  const cdSize = centrals.reduce((a, c) => a + c.length, 0);
-  const eocd = new Uint8Array(22);
-  const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, centrals.length, true);
-  ev.setUint16(10, centrals.length, true);
-  ev.setUint32(12, cdSize, true);
-  ev.setUint32(16, offset, true);
-  const parts = [...locals, ...centrals, eocd];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let p = 0;
-  for (const part of parts) {
-    out.set(part, p);
-    p += part.length;
-  }
-  return out;
+  return makeZip(Object.entries(entries).map(([name, data]) => ({ name, data })));
 }
 
 /** A zip laid out like torch.save's: `archive/data.pkl` plus one storage, padded to `size` bytes of data. */
