@@ -3,6 +3,7 @@
  * with HEAD (content-length, ETag), Range requests (206 + content-range), 404 with X-Error-Code like the hub,
  * forced statuses, and transfers cut midway. Plus generators for tiny files of each weights format.
  */
+import { encodeSafetensors } from "../../src/weights/safetensors_write.ts";
 import { makeZip } from "./weights_fixtures.ts";
 
 /** One request as the server saw it. */
@@ -136,17 +137,8 @@ export function closedPort(): number {
 
 /** A tiny valid safetensors file: one F32 tensor of `n` values 0..n-1. */
 export function tinySafetensors(n = 64): Uint8Array {
-  const json = JSON.stringify({
-    w: { dtype: "F32", shape: [n], data_offsets: [0, 4 * n] },
-    __metadata__: { format: "pt" },
-  });
-  // Padded with spaces to a multiple of 8, as the safetensors writer does, so the data stays aligned.
-  const header = new TextEncoder().encode(json.padEnd(Math.ceil(json.length / 8) * 8, " "));
-  const out = new Uint8Array(8 + header.length + 4 * n);
-  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-  out.set(header, 8);
-  new Float32Array(out.buffer, 8 + header.length, n).set(Array.from({ length: n }, (_, i) => i));
-  return out;
+  const data = Float32Array.from({ length: n }, (_, i) => i);
+  return encodeSafetensors([{ name: "w", dtype: "F32", shape: [n], data }], { format: "pt" });
 }
 
 /** A zip of the given entries (stored, torch-style data alignment), as torch.save and MediaPipe bundles are. */
