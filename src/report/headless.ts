@@ -135,7 +135,7 @@ function describe(params: Json): string {
 /** Loads `url` in headless Chromium, waits for body[data-status], and checks the page. */
 export async function checkPageInChromium(
   url: string,
-  o: { chromium?: string; width?: number; height?: number; timeoutMs?: number } = {},
+  o: { chromium?: string; width?: number; height?: number; timeoutMs?: number; scale?: number } = {},
 ): Promise<PageCheck> {
   const bin = o.chromium ?? findChromium();
   if (!bin) {
@@ -224,7 +224,7 @@ export async function checkPageInChromium(
     const shot = await cdp.send("Page.captureScreenshot", {
       format: "png",
       captureBeyondViewport: true,
-      clip: { x: 0, y: 0, width: W, height: H, scale: 1 },
+      clip: { x: 0, y: 0, width: W, height: H, scale: o.scale ?? 1 },
     }, s);
     const screenshot = Uint8Array.from(atob(shot.data as string), (c) => c.charCodeAt(0));
     await cdp.send("Browser.close").catch(() => {});

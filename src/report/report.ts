@@ -121,6 +121,7 @@ export async function writeRunReport(
       rowLabels: ["video"],
       colLabels: picks.map((i) => `frame ${i} (${(i / fps).toFixed(2)} s)`),
       cells: [thumbs],
+      thumbSize: 120,
     }),
     ...(o.figures ?? []),
   ];

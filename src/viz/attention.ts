@@ -64,12 +64,13 @@ export interface AttentionFigureOptions {
 }
 
 /**
- * Probe requests for one block of the denoising UNet (default `down_blocks.0`, its layer 0): the reference
+ * Probe requests for one block of the denoising UNet (default `down_blocks.1`, its layer 0): the reference
  * self-attention, the three audio branches and both motion attention blocks, for `loadHalloModels(..., {probes:
- * {attention: attentionProbes()}})`.
+ * {attention: attentionProbes()}})`. Mind the size at 512 px: the reference self-attention probe of
+ * `down_blocks.0` is 16 x 4096 x 8192 floats (2.1 GB) per step, `down_blocks.1` 134 MB, `down_blocks.2` 8 MB.
  */
 export function attentionProbes(
-  block = "down_blocks.0",
+  block = "down_blocks.1",
   layer = 0,
   mode: AttentionProbe = "mean",
 ): Record<string, AttentionProbe> {

@@ -133,7 +133,15 @@ export async function bankFigure(
   rows.forEach((_r, i) =>
     labels.forEach((l, b) => cells.push({ row: i, col: b, kind: "image", title: i === 0 ? l : undefined }))
   );
-  cells.push({ row: nR, col: 0, kind: "chart", colSpan: nC, title: "std per entry and item", yTitle: "std" });
+  cells.push({
+    row: nR,
+    col: 0,
+    kind: "chart",
+    colSpan: nC,
+    title: "std per entry and item",
+    xTitle: "entry",
+    yTitle: "std",
+  });
   cells.push({
     row: nR + 1,
     col: 0,
@@ -149,6 +157,7 @@ export async function bankFigure(
     height: 120 + 125 * (nR + 3),
     rowHeights: [...rows.map(() => 1), 1.4, 1.4],
     rowLabels: [...rows.map(rowLabel), "", ""],
+    layout: { showlegend: true, barmode: "stack" },
   });
   const data: PlotlyTrace[] = [];
   const uris = await Promise.all(rows.flatMap((r) => r.images.map((im) => imageDataUri(fitTo(im, 64)))));
@@ -158,7 +167,9 @@ export async function bankFigure(
     )
   );
   const axStd = grid.axes[nR * nC], axPca = grid.axes[nR * nC + 1];
-  const x = rows.map((r) => shortPath(r.path));
+  // Entries by index (their names are long); the name is in the hover text.
+  const x = rows.map((_, i) => i);
+  const text = rows.map((r) => shortPath(r.path));
   labels.forEach((l, b) =>
     data.push({
       type: "scatter",
@@ -166,6 +177,7 @@ export async function bankFigure(
       name: l,
       x,
       y: rows.map((r) => round4(r.stats[b].std)),
+      text,
       line: { color: PALETTE[b % PALETTE.length] },
       ...axStd,
     })
@@ -176,16 +188,12 @@ export async function bankFigure(
       name: `PC${j + 1}`,
       x,
       y: rows.map((r) => round4(r.pca.explained[j] ?? 0)),
+      text,
       marker: { color: PALETTE[j] },
       ...axPca,
     });
   }
-  const layout = {
-    ...grid.layout,
-    barmode: "stack",
-    showlegend: true,
-    legend: { orientation: "h", y: -0.02 },
-  };
+  const layout = grid.layout;
 
   // PNG.
   const panels: Panel[][] = rows.map((r) => r.images.map((im) => ({ image: fitTo(im, cell) })));

@@ -44,7 +44,7 @@ export async function gridFigure(spec: GridFigureSpec): Promise<VizFigure> {
   );
   const grid = plotlyGrid(nR, nC, cells, {
     title: axisNote ? `${spec.title} (${axisNote})` : spec.title,
-    width: Math.max(500, 170 + nC * (side + 20)),
+    width: Math.max(500, 150 + nC * (side + 12)),
     height: 110 + nR * (side + 30),
     rowLabels: spec.rowLabels,
   });

@@ -58,9 +58,12 @@ export function plotlyGrid(
   cells: CellSpec[],
   o: GridOptions,
 ): { layout: Record<string, unknown>; axes: CellAxes[] } {
-  const left = o.rowLabels?.some((l) => l) ? 150 : cells.some((c) => c.kind !== "image") ? 70 : 30;
-  const top = 60, bottom = 30, right = 20;
-  const hgap = 0.02, vgap = 0.06;
+  const longest = Math.max(0, ...(o.rowLabels ?? []).map((l) => l.length));
+  const left = longest ? Math.min(340, 20 + longest * 6.5) : cells.some((c) => c.kind !== "image") ? 70 : 30;
+  const legend = Boolean(o.layout?.showlegend);
+  const top = 60, bottom = legend ? 80 : 40, right = 20;
+  // Gaps in pixels, as fractions of the plot area.
+  const hgap = 12 / Math.max(1, o.width - left - right), vgap = 40 / Math.max(1, o.height - top - bottom);
   const heights = o.rowHeights ?? Array(nRows).fill(1);
   const sum = heights.reduce((a, b) => a + b, 0);
   // Domains in paper coordinates (the plot area), rows from the top.
@@ -86,7 +89,8 @@ export function plotlyGrid(
     const span = cell.colSpan ?? 1;
     const x0 = cell.col / nCols + (cell.col ? hgap / 2 : 0);
     const x1 = (cell.col + span) / nCols - (cell.col + span < nCols ? hgap / 2 : 0);
-    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) - (cell.title ? 0.025 : 0);
+    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) -
+      (cell.title ? 14 / Math.max(1, o.height - top - bottom) : 0);
     const y0 = rowTop[cell.row] - heights[cell.row] / sum + (cell.row < nRows - 1 ? vgap / 2 : 0);
     const xd = [round4(x0), round4(Math.max(x1, x0 + 0.01))];
     const yd = [round4(Math.max(0, y0)), round4(Math.max(y1, y0 + 0.01))];
@@ -99,6 +103,17 @@ export function plotlyGrid(
         autorange: "reversed",
         scaleanchor: `x${id}`,
         constrain: "domain",
+      };
+    } else if (cell.kind === "matrix") {
+      const tick = { tickfont: { size: 8 }, nticks: 6 };
+      layout[`xaxis${id}`] = { domain: xd, anchor: `y${id}`, constrain: "domain", ...tick };
+      layout[`yaxis${id}`] = {
+        domain: yd,
+        anchor: `x${id}`,
+        autorange: "reversed",
+        scaleanchor: `x${id}`,
+        constrain: "domain",
+        ...tick,
       };
     } else {
       layout[`xaxis${id}`] = {
@@ -144,7 +159,17 @@ export function plotlyGrid(
     });
   });
   layout.annotations = annotations;
-  return { layout: { ...layout, ...o.layout }, axes };
+  if (legend) {
+    // Under the last row's tick labels, in the bottom margin.
+    layout.legend = {
+      orientation: "h",
+      x: 0,
+      xanchor: "left",
+      y: -28 / Math.max(1, o.height - top - bottom),
+      yanchor: "top",
+    };
+  }
+  return { layout: { ...layout, ...o.layout, ...(legend ? { legend: layout.legend } : {}) }, axes };
 }
 
 /** An image trace from a data URI (pixels as drawn, no hover values). */

@@ -175,7 +175,7 @@ export async function stepsFigure(steps: SamplerStep[], o: StepsFigureOptions): 
     height: 110 + 135 * (imageRows + 1.6),
     rowHeights: [...rowNames.map(() => 1), 1.6],
     rowLabels: [...rowNames, ""],
-    layout: { showlegend: true, legend: { orientation: "h", y: -0.03 } },
+    layout: { showlegend: true },
   });
   const data: PlotlyTrace[] = [];
   let k = 0;

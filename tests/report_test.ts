@@ -1,0 +1,355 @@
+/**
+ * Everything drawn from a tiny random run (128 px, 2 DDIM steps, guidance, attention probes on
+ * down_blocks.0), sharing one run to keep the suite fast:
+ * - the demo-like HTML report opened in headless Chromium: no console errors or failed loads, every Plotly
+ *   figure drawn (marked by the page and visibly non-blank in the screenshot, kept in test-artifacts/), one
+ *   local plotly.js, the video linked; Chromium is required in CI (the test fails there without it) and
+ *   skipped with a notice elsewhere when missing;
+ * - the UNet-side visualisers: the captured first clip equals the run's, the bank figure's PCA images and
+ *   statistics, attention maps that are probabilities where they must be, head and frame selection, the
+ *   per-step strip with a VAE decode.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import sharp from "sharp";
+import { bankSlots } from "../src/models/bank.ts";
+import { runFiles } from "../src/stages/generate/animate.ts";
+import { loadHalloModels } from "../src/stages/generate/models.ts";
+import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
+import { decodeLatents } from "../src/stages/networks/vae.ts";
+import { videoToFrames } from "../src/stages/video/frames.ts";
+import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
+import { PLOTLY_FILE, plotlyBundlePath } from "../src/report/plotly_asset.ts";
+import { writeRunReport } from "../src/report/report.ts";
+import { attentionFigure, attentionProbes, pickSteps } from "../src/viz/attention.ts";
+import { bankFigure, bankItemLabels, tokenGrid } from "../src/viz/bank.ts";
+import { captureFirstClip } from "../src/viz/capture.ts";
+import { VizError } from "../src/viz/figure.ts";
+import { stepsFigure } from "../src/viz/steps.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ARTIFACTS = join(ROOT, "test-artifacts");
+const CI = Boolean(Deno.env.get("CI"));
+const chromium = findChromium();
+if (!chromium && !CI) {
+  console.warn("report_test: chromium not found; the browser checks are skipped (CI requires them)");
+}
+
+const SIZE = 128, LAT = SIZE / 8, F = 16;
+const work = await Deno.makeTempDir({ prefix: "hallo-report-" });
+Deno.env.set("HALLO_GRAPH_CACHE", join(work, "graphs"));
+const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
+const prepared = await prepareInputs(
+  join(ROOT, "fixtures", "astronaut.png"),
+  join(ROOT, "fixtures", "speech.wav"),
+  {
+    weightsDir: tiny,
+    size: SIZE,
+    allowMissingFaceModels: true,
+    cacheDir: join(work, "cache"),
+    threads: 1,
+  },
+);
+// Probes leave the video bit-identical (unet_probes_test), so one set of networks renders and inspects.
+const AUDIO_HEADS = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
+const models = await loadHalloModels(tiny, { frames: F, height: LAT, width: LAT, guidance: true }, {
+  threads: 1,
+  probes: { attention: { ...attentionProbes("down_blocks.0"), [AUDIO_HEADS]: "heads" } },
+});
+const settings = { steps: 2, cfg: 3.5, motionScale: [1, 1, 1] as [number, number, number], seed: 42 };
+const OUT = join(work, "out");
+const render = await renderVideo(
+  models,
+  prepared,
+  { steps: 2, cfg: 3.5, poseWeight: 1, faceWeight: 1, lipWeight: 1, seed: 42 },
+  { out: join(OUT, "demo.mp4"), record: { command: ["report_test"], tiny: true } },
+);
+const clip = await captureFirstClip(models, prepared.image, prepared.audio, settings);
+const geometry = { frames: F, latentHeight: LAT, latentWidth: LAT };
+
+type Heat = { name: string; z: number[][]; x?: string[]; zmin: number; zmax: number; type: string };
+const heats = (d: { type: string }[]) => d.filter((t) => t.type === "heatmap") as unknown as Heat[];
+
+Deno.test("captureFirstClip: the same first clip as animate, with every step and its probes", async () => {
+  const frames = await Deno.readFile(runFiles.frames(render.runDir, 0));
+  const mine = videoToFrames(clip.video!);
+  assert.deepEqual(new Uint8Array(mine.flatMap((f) => [...f])), frames);
+  assert.equal(clip.steps.length, 2);
+  assert.deepEqual(clip.latentShape, [1, 4, F, LAT, LAT]);
+  assert.equal(Object.keys(clip.steps[0].probes ?? {}).length, 7, "1+1 reference, 3 audio, 2 motion probes");
+});
+
+Deno.test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics", async () => {
+  const fig = await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT });
+  const slots = bankSlots(models.referenceUNet.config);
+  const labels = ["uncond ref", "uncond m1", "uncond m2", "cond ref", "cond m1", "cond m2"];
+  assert.deepEqual(bankItemLabels(6), labels);
+  const entries = fig.summary.entries as {
+    path: string;
+    shape: number[];
+    grid: number[];
+    explained: number[];
+    std: number[];
+    copyRelDiff: number;
+  }[];
+  assert.deepEqual(entries.map((e) => e.path), slots.map((s) => s.path));
+  for (const [i, e] of entries.entries()) {
+    const side = Math.ceil(LAT / slots[i].scale);
+    assert.deepEqual(e.shape, [6, side * side, slots[i].channels]);
+    assert.deepEqual(e.grid, [side, side]);
+    assert.ok(e.explained[0] >= e.explained[1] && e.explained[1] >= e.explained[2] && e.explained[0] <= 1);
+    // No face model: the uncond and cond contexts are both the projection of a zero embedding.
+    assert.equal(e.copyRelDiff, 0);
+    // Clip 0's motion frames are the reference image itself.
+    assert.equal(e.std[0], e.std[1]);
+  }
+  const images = fig.plotly.data.filter((t) => t.type === "image");
+  assert.equal(images.length, slots.length * 6);
+  assert.equal(images[0].source, images[1].source, "ref and m1 identical in clip 0");
+  assert.equal(images[3].name, `${slots[0].path.replace(".transformer_blocks.0", "")} cond ref`);
+  const std = fig.plotly.data.filter((t) => t.type === "scatter");
+  assert.deepEqual(std.map((t) => t.name), labels);
+  assert.equal((std[0].x as number[]).length, slots.length);
+  assert.equal(fig.plotly.data.filter((t) => t.type === "bar").length, 3);
+  assert.deepEqual(tokenGrid(16, 8, 8), [4, 4]);
+  assert.throws(() => tokenGrid(15, 8, 8), VizError);
+  await assert.rejects(() => bankFigure([]), /empty/);
+});
+
+Deno.test("attentionFigure: reference share, audio token maps per branch, motion matrices", async () => {
+  const fig = await attentionFigure(clip.steps, geometry, { portrait: prepared.image.pixels });
+  const s = fig.summary as {
+    reference: { grid: number[]; meanShare: number[] }[];
+    audio: { branch: string; audioTokens: number; heads: number }[];
+    motion: { frames: number; motionFrames: number; locations: number }[];
+    ignored: string[];
+    steps: number[];
+  };
+  assert.deepEqual(s.steps, [0, 1]);
+  assert.equal(s.reference.length, 1);
+  assert.deepEqual(s.reference[0].grid, [LAT, LAT]);
+  assert.ok(s.reference[0].meanShare.every((v) => v > 0 && v < 1));
+  assert.deepEqual(s.audio.map((a) => a.branch), ["full", "face", "lip"]);
+  assert.equal(s.audio[2].heads, 2, "the lip branch was captured per head");
+  assert.deepEqual(s.motion.map((m) => [m.frames, m.motionFrames, m.locations]), [[18, 2, LAT * LAT], [
+    18,
+    2,
+    LAT * LAT,
+  ]]);
+  assert.deepEqual(s.ignored, ["down_blocks.0.attentions.0.transformer_blocks.0.attn1.probs#1"]);
+
+  const h = heats(fig.plotly.data);
+  const tokens = models.audioProj.config.context_tokens;
+  // 2 steps + "received", 3 branches x audio tokens, 2 motion modules x 2 steps.
+  assert.equal(h.length, 3 + 3 * tokens + 4);
+  for (const m of h.slice(0, 2)) {
+    assert.equal(m.z.length, LAT);
+    assert.ok(m.z.flat().every((v) => v >= 0 && v <= 1), "shares are in [0, 1]");
+    assert.deepEqual([m.zmin, m.zmax], [0, 1]);
+  }
+  // Audio: at every location the probabilities over audio tokens sum to 1, per branch.
+  for (let b = 0; b < 3; b++) {
+    const maps = h.slice(3 + b * tokens, 3 + (b + 1) * tokens);
+    for (let y = 0; y < LAT; y++) {
+      for (let x = 0; x < LAT; x++) {
+        const sum = maps.reduce((a, m) => a + m.z[y][x], 0);
+        assert.ok(Math.abs(sum - 1) < 5e-3, `branch ${b} at ${x},${y}: ${sum}`);
+      }
+    }
+  }
+  // Motion: 18 x 18 frame matrices, each query row a distribution, labelled m1 m2 f0..f15.
+  for (const m of h.slice(3 + 3 * tokens)) {
+    assert.equal(m.z.length, 18);
+    assert.deepEqual(m.x!.slice(0, 3), ["m1", "m2", "f0"]);
+    for (const row of m.z) assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 5e-3);
+  }
+  // Portrait underneath every location map.
+  assert.equal(fig.plotly.data.filter((t) => t.type === "image").length, 3 + 3 * tokens);
+});
+
+Deno.test("attentionFigure: one head, one frame; clear errors for what was not captured", async () => {
+  const only = (s: (typeof clip.steps)[number]) => ({
+    ...s,
+    probes: { [`${AUDIO_HEADS}.probs`]: s.probes![`${AUDIO_HEADS}.probs`] },
+  });
+  const steps = clip.steps.map(only);
+  const mean = heats((await attentionFigure(steps, geometry)).plotly.data);
+  const h0 = heats((await attentionFigure(steps, geometry, { head: 0 })).plotly.data);
+  const h1 = heats((await attentionFigure(steps, geometry, { head: 1 })).plotly.data);
+  let diff = 0, worst = 0;
+  mean.forEach((m, k) =>
+    m.z.forEach((row, y) =>
+      row.forEach((v, x) => {
+        diff += Math.abs(h0[k].z[y][x] - h1[k].z[y][x]);
+        worst = Math.max(worst, Math.abs(v - (h0[k].z[y][x] + h1[k].z[y][x]) / 2));
+      })
+    )
+  );
+  assert.ok(diff > 1e-3, "the two heads differ");
+  assert.ok(worst < 2e-3, `mean of heads = average of the two heads (off by ${worst})`);
+  const f3 = heats((await attentionFigure(steps, geometry, { frame: 3 })).plotly.data);
+  assert.notDeepEqual(f3[0].z, mean[0].z);
+  await assert.rejects(
+    () => attentionFigure(steps, geometry, { head: 2 }),
+    /head 2 out of range \(2 heads\)/,
+  );
+  await assert.rejects(() => attentionFigure(steps, geometry, { frame: F }), /frame 16 out of range/);
+  await assert.rejects(
+    () => attentionFigure(clip.steps, geometry, { head: 1 }),
+    /captured averaged over heads/,
+  );
+  await assert.rejects(
+    () => attentionFigure([{ index: 0, timestep: 1 }], geometry),
+    /no step carries probes/,
+  );
+  assert.deepEqual(pickSteps(40, 6), [0, 8, 16, 23, 31, 39]);
+});
+
+Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update per step", async () => {
+  let decodes = 0;
+  const fig = await stepsFigure(clip.steps, {
+    latentShape: clip.latentShape,
+    frame: 5,
+    decode: (x) => {
+      decodes++;
+      assert.deepEqual(x.shape, [1, 4, 1, LAT, LAT]);
+      return decodeLatents(models.vae, x);
+    },
+  });
+  assert.equal(decodes, 2);
+  const s = fig.summary as { timesteps: number[]; guided: boolean; curves: Record<string, number[]> };
+  assert.deepEqual(s.timesteps, clip.steps.map((x) => x.timestep));
+  assert.equal(s.guided, true);
+  const images = fig.plotly.data.filter((t) => t.type === "image");
+  assert.equal(images.length, 4, "latents and x0 for two steps");
+  const h = heats(fig.plotly.data);
+  assert.equal(h.length, 4, "|cond-uncond| and |update| for two steps");
+  for (const m of h) {
+    assert.equal(m.z.length, LAT);
+    assert.ok(m.z.flat().every((v) => v >= 0 && v <= m.zmax * 1.001));
+  }
+  // The update is next - latents: its mean matches the curve.
+  const st = clip.steps[1];
+  let u = 0;
+  for (let i = 0; i < st.next.length; i++) u += Math.abs(st.next[i] - st.latents[i]);
+  assert.ok(Math.abs(s.curves.update[1] - u / st.next.length) < 1e-3 * (u / st.next.length));
+  const lines = fig.plotly.data.filter((t) => t.type === "scatter");
+  assert.deepEqual(lines.map((t) => t.name), [
+    "latents std",
+    "x0 std",
+    "mean |cond - uncond|",
+    "mean |update|",
+  ]);
+  const labels = (fig.plotly.layout.annotations as { text: string }[]).map((a) => a.text);
+  assert.ok(labels.includes("predicted x0 (VAE decode)"));
+  // Without a decoder the x0 row is a latent preview; bad shapes are refused.
+  const preview = await stepsFigure(clip.steps, { latentShape: clip.latentShape });
+  assert.ok(
+    (preview.plotly.layout.annotations as { text: string }[]).some((a) =>
+      a.text === "predicted x0 (RGB preview)"
+    ),
+  );
+  await assert.rejects(() => stepsFigure(clip.steps, { latentShape: [1, 4, F, LAT, LAT + 1] }), VizError);
+  await assert.rejects(
+    () => stepsFigure(clip.steps, { latentShape: clip.latentShape, frame: F }),
+    /frame 16/,
+  );
+});
+
+Deno.test({
+  name: "report: the run's HTML report draws every figure in headless Chromium without errors",
+  ignore: !chromium && !CI,
+  fn: async () => {
+    assert.ok(chromium, "chromium is required in CI (Debian package `chromium`, installed by .ci/run)");
+    const figures = [
+      await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT }),
+      await attentionFigure(clip.steps, geometry, { portrait: prepared.image.pixels }),
+      await stepsFigure(clip.steps, {
+        latentShape: clip.latentShape,
+        decode: (x) => decodeLatents(models.vae, x),
+      }),
+    ];
+    const rep = await writeRunReport(render, prepared, join(OUT, "demo.html"), { figures });
+    assert.deepEqual(rep.figures, [
+      "portrait",
+      "audio",
+      "motion-energy",
+      "grid",
+      "bank",
+      "attention",
+      "steps",
+    ]);
+    assert.equal(rep.motion.frames, render.frames);
+    for (const k of ["lip", "face", "background"] as const) {
+      assert.equal(rep.motion[k].length, render.frames - 1);
+      assert.ok(rep.motion.mean[k] > 0 && rep.motion.mean[k] < 1, `${k} ${rep.motion.mean[k]}`);
+    }
+    // One local plotly.js next to the report, loaded once; the video linked relatively.
+    assert.equal(rep.plotly, join(OUT, PLOTLY_FILE));
+    assert.equal(Deno.statSync(rep.plotly).size, Deno.statSync(plotlyBundlePath()).size);
+    const html = await Deno.readTextFile(rep.html);
+    assert.equal(html.match(/<script src="[^"]*"/g)?.join(), `<script src="${PLOTLY_FILE}"`);
+    assert.ok(html.includes('src="demo.mp4"'));
+    assert.ok(!/https?:\/\/(?!www\.w3\.org)/.test(html.replace(/data:[^"]*/g, "")), "no remote resources");
+
+    const page = await checkPageInChromium(pathToFileURL(rep.html).href, { width: 1280, height: 900 });
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
+    await Deno.writeFile(join(ARTIFACTS, "report_test.png"), page.screenshot);
+    assert.equal(page.status, "done", `page status ${page.status}: ${page.pageErrors.join("; ")}`);
+    assert.deepEqual(page.errors, [], "browser errors");
+    assert.deepEqual(page.pageErrors, [], "page errors");
+    assert.deepEqual(page.plots.map((p) => p.id), rep.figures.map((f) => `plot-${f}`));
+    const shot = sharp(page.screenshot);
+    const meta = await shot.metadata();
+    for (const p of page.plots) {
+      assert.ok(p.drawn, `${p.id} not drawn`);
+      assert.ok(p.width > 300 && p.height > 200, `${p.id} is ${p.width}x${p.height}`);
+      const region = {
+        left: Math.max(0, Math.round(p.x)),
+        top: Math.max(0, Math.round(p.y)),
+        width: Math.min(Math.round(p.width), meta.width! - Math.round(p.x)),
+        height: Math.min(Math.round(p.height), meta.height! - Math.round(p.y)),
+      };
+      const stats = await sharp(page.screenshot).extract(region).stats();
+      const stdev = Math.max(...stats.channels.slice(0, 3).map((c) => c.stdev));
+      assert.ok(stdev > 15, `${p.id}: plot area looks blank (stdev ${stdev.toFixed(1)})`);
+    }
+  },
+});
+
+Deno.test({
+  name: "report: the browser check sees console errors, exceptions and failed loads",
+  ignore: !chromium && !CI,
+  fn: async () => {
+    assert.ok(chromium, "chromium is required in CI");
+    const dir = await Deno.makeTempDir({ prefix: "hallo-page-" });
+    try {
+      const file = join(dir, "bad.html");
+      await Deno.writeTextFile(
+        file,
+        `<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><div class="plot" id="plot-x"></div>
+<img src="missing.png"><script>console.error("boom");</script><script>undefinedFunction();</script>
+<script>setTimeout(() => { document.body.dataset.status = "done"; }, 50);</script></body></html>`,
+      );
+      const page = await checkPageInChromium(pathToFileURL(file).href, { width: 400, height: 300 });
+      assert.equal(page.status, "done");
+      const all = page.errors.join("\n");
+      assert.match(all, /console\.error: boom/);
+      assert.match(all, /undefinedFunction is not defined/);
+      assert.match(all, /missing\.png|ERR_FILE_NOT_FOUND/);
+      assert.deepEqual(page.plots.map((p) => [p.id, p.drawn]), [["plot-x", false]]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "release models and scratch space",
+  fn: async () => {
+    await models.release();
+    await Deno.remove(work, { recursive: true });
+  },
+});
