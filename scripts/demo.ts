@@ -11,6 +11,7 @@ import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { TINY_NOTICE } from "../src/weights/tiny_configs.ts";
 import { DEFAULT_SETTINGS, loadModelsFor, prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { StepProgress } from "../src/cli/progress.ts";
+import { writeRunReport } from "../src/report/report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const image = join(root, "fixtures", "astronaut.png");
@@ -78,6 +79,8 @@ try {
   console.log(
     `demo: wrote ${res.out}: ${res.frames} frames at 25 fps with the original audio (run record: ${runDir}/run.json)`,
   );
+  const report = await writeRunReport(res, prepared, join(outDir, "demo.html"));
+  console.log(`demo: wrote ${report.html} (figures and measures; open it in a browser)`);
   if (tiny) console.log(`demo: ${TINY_NOTICE}`);
 } finally {
   await models.release();
