@@ -34,10 +34,19 @@ export interface PageCheck {
   height: number;
 }
 
-/** The Chromium binary: $CHROMIUM, else the first of chromium, chromium-browser, google-chrome on PATH. */
+/**
+ * The Chromium binary: $CHROMIUM when set (null if it is not a file), else the first of chromium,
+ * chromium-browser, google-chrome on PATH.
+ */
 export function findChromium(): string | null {
   const env = Deno.env.get("CHROMIUM");
-  if (env) return env;
+  if (env) {
+    try {
+      return Deno.statSync(env).isFile ? env : null;
+    } catch {
+      return null;
+    }
+  }
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
       try {
