@@ -2,9 +2,10 @@
  * Simple per-run measures from a run's frames: motion energy, the mean absolute difference between
  * consecutive frames weighted by each of the masks the audio branches use (lip = sep_lip, face = sep_face,
  * background = sep_background). A talking head should move most in the lips and least in the background.
+ * The arithmetic is src/stages/video/motion_energy.ts's (shared with the sweeps).
  */
 import type { U8Image } from "../stages/image/types.ts";
-import { resizeMap } from "../viz/raster.ts";
+import { maskWeights, MotionEnergy as MotionAccumulator } from "../stages/video/motion_energy.ts";
 
 /** The masks, as the image stage's 64x64 uint8 images (PreparedImage.masks). */
 export interface RegionMasks {
@@ -23,56 +24,34 @@ export interface MotionEnergy {
   mean: { lip: number; face: number; background: number };
 }
 
-/** The weights of a mask at the frame size (bilinear from 64x64, 0..1), and their sum. */
-function weights(m: U8Image, width: number, height: number): { w: Float32Array; sum: number } {
-  if (m.channels !== 1) throw new RangeError(`masks must be single-channel, got ${m.channels} channels`);
-  const w = resizeMap(Float32Array.from(m.data, (v) => v / 255), m.width, m.height, width, height);
-  let sum = 0;
-  for (const v of w) sum += v;
-  return { w, sum };
-}
-
-/** Motion energy of packed RGB frames (width x height x 3 each) inside each mask. */
+/** Motion energy of packed RGB frames (width x height x 3 each) inside each mask (empty mask: 0). */
 export async function motionEnergy(
   frames: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   width: number,
   height: number,
   masks: RegionMasks,
 ): Promise<MotionEnergy> {
-  const regions = (["lip", "face", "background"] as const).map((k) => ({
-    k,
-    ...weights(masks[k], width, height),
-  }));
-  const out: Record<"lip" | "face" | "background", number[]> = { lip: [], face: [], background: [] };
-  const n = width * height;
-  let prev: Uint8Array | null = null;
+  const acc = new MotionAccumulator({
+    lip: maskWeights(masks.lip, width, height),
+    face: maskWeights(masks.face, width, height),
+    background: maskWeights(masks.background, width, height),
+  });
   let count = 0;
-  const diff = new Float32Array(n);
   for await (const f of frames) {
-    if (f.length !== n * 3) {
-      throw new RangeError(`frame ${count} has ${f.length} bytes, ${width}x${height} RGB needs ${n * 3}`);
+    if (f.length !== width * height * 3) {
+      throw new RangeError(
+        `frame ${count} has ${f.length} bytes, ${width}x${height} RGB needs ${width * height * 3}`,
+      );
     }
-    if (prev) {
-      for (let p = 0; p < n; p++) {
-        const i = p * 3;
-        diff[p] =
-          (Math.abs(f[i] - prev[i]) + Math.abs(f[i + 1] - prev[i + 1]) + Math.abs(f[i + 2] - prev[i + 2])) /
-          765;
-      }
-      for (const r of regions) {
-        let s = 0;
-        for (let p = 0; p < n; p++) s += diff[p] * r.w[p];
-        out[r.k].push(r.sum > 0 ? s / r.sum : 0);
-      }
-    }
-    // Frames from runFrames are views of a clip buffer that stays alive while iterating; copy to be safe.
-    prev = f.slice();
+    acc.push(f);
     count++;
   }
-  const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);
+  const r = acc.result();
   return {
     frames: count,
-    ...out,
-    mean: { lip: mean(out.lip), face: mean(out.face), background: mean(out.background) },
+    lip: r.lip.perFrame,
+    face: r.face.perFrame,
+    background: r.background.perFrame,
+    mean: { lip: r.lip.mean ?? 0, face: r.face.mean ?? 0, background: r.background.mean ?? 0 },
   };
 }
