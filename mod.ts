@@ -249,8 +249,39 @@ export {
   type RenderSettings,
   renderVideo,
 } from "./src/stages/generate/run.ts";
+export {
+  type MotionRegion,
+  runSweep,
+  type SweepAxes,
+  sweepLabel,
+  type SweepOptions,
+  type SweepRun,
+  sweepSettings,
+  type SweepSummary,
+} from "./src/stages/generate/sweep.ts";
+export { BankCache } from "./src/stages/generate/bank_cache.ts";
 export { videoFrame, videoToFrames } from "./src/stages/video/frames.ts";
+export { writeGridVideo } from "./src/stages/video/grid.ts";
+export { maskWeights, MotionEnergy, type RegionEnergy } from "./src/stages/video/motion_energy.ts";
 export { type MediaInfo, probeMedia, writeMp4 } from "./src/stages/video/mp4.ts";
+
+// Views: figures of every intermediate (Plotly JSON, PNG, Jupyter bundles) and HTML reports.
+export {
+  type DisplayBundle,
+  displayBundle,
+  type PlotlyFigure,
+  VizError,
+  type VizFigure,
+} from "./src/viz/figure.ts";
+export { portraitFigure } from "./src/viz/portrait.ts";
+export { audioFigure } from "./src/viz/audio.ts";
+export { bankFigure } from "./src/viz/bank.ts";
+export { attentionFigure, attentionProbes } from "./src/viz/attention.ts";
+export { type DecodeFn, stepsFigure } from "./src/viz/steps.ts";
+export { gridFigure, readRunFrames, runFrame } from "./src/viz/grid.ts";
+export { type CapturedClip, captureFirstClip } from "./src/viz/capture.ts";
+export { ReportError, writeRunReport } from "./src/report/report.ts";
+export { type MotionEnergy as RunMotionEnergy, motionEnergy } from "./src/report/measures.ts";
 
 // Parity against upstream reference vectors.
 export { type Row as ParityRow, runParity } from "./src/parity/runner.ts";
