@@ -1,5 +1,5 @@
 /**
- * Audio stage benchmark: `deno run -A bench/audio.ts [--threads N] [--quick] [--no-10min]`.
+ * Audio stage benchmark: `deno run -A bench/audio.ts [--threads N] [--quick] [--no-10min] [--10min-only]`.
  *
  * 1. Vocal separation time per second of audio, through onnxruntime with an IDENTITY stand-in for
  *    Kim_Vocal_2.onnx (same input/output names and (1,4,3072,256) shape, Kim_Vocal_2 parameters): this measures
@@ -8,14 +8,16 @@
  *    weights/tiny_pretrained_models), and full-size wav2vec2-base-960h with random weights (a temporary 378 MB
  *    safetensors whose keys and shapes the graph builder records).
  * 3. Peak RSS of prepareAudio on a 10-minute file (each in a fresh process, VmHWM): with separation (identity
- *    stand-in) and without, both with the tiny wav2vec2; full-size wav2vec2 is measured on one minute, since on
- *    10 minutes its attention alone is 12 × 15,008² floats ≈ 10.8 GB per layer if materialised.
+ *    stand-in) and without, both with the tiny wav2vec2, and of the separation alone (separateVocalsToFiles);
+ *    full-size wav2vec2 is measured on one minute, since on 10 minutes its attention alone is
+ *    12 × 15,008² floats ≈ 10.8 GB per layer if materialised. `--10min-only` runs just the 10-minute rows.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { peakRssMiB, table, timed, writeRandomSafetensors } from "./util.ts";
 import { KIM_VOCAL_2_PARAMS, separateVocals } from "../src/stages/audio/mdx.ts";
 import { loadMdxSeparator } from "../src/stages/audio/separator_onnx.ts";
+import { separateVocalsToFiles } from "../src/stages/audio/separate_file.ts";
 import { prepareAudio, type PrepareAudioOptions } from "../src/stages/audio/prepare.ts";
 import { prepareWav2vecInput } from "../src/stages/audio/wav2vec_input.ts";
 import { loadWav2Vec, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts";
@@ -28,6 +30,9 @@ import { writeIdentityMdxModel } from "../tests/helpers/mdx_identity.ts";
 
 /** Where the tiny random wav2vec2 lives inside a tiny weight set. */
 const W2V = join("wav2vec", "wav2vec2-base-960h");
+
+/** prepareAudio's timing keys of the separation steps (44.1 kHz decode, demix, vocals WAV, 16 kHz copy). */
+const SEPARATION_STEPS = ["decode_44k", "separate", "write_vocals", "resample_16k"];
 
 /** A deterministic speech-like test signal: two tones with a slow amplitude wobble plus a little noise. */
 function signal(n: number, sampleRate: number, seed = 1): Float32Array {
@@ -111,16 +116,35 @@ async function fullSizeWav2vec(tmp: string, tiny: string): Promise<string> {
   return dir;
 }
 
-/** Child mode: prepareAudio once, then print the peak RSS and timings as JSON. */
-async function child(file: string, opts: PrepareAudioOptions): Promise<void> {
+/** What a child run does: prepareAudio, or (separateOnly) just the separation to files. */
+type ChildOptions = PrepareAudioOptions & { separateOnly?: boolean };
+
+/** Child mode: prepareAudio (or the separation alone) once, then print the peak RSS and timings as JSON. */
+async function child(file: string, opts: ChildOptions): Promise<void> {
   const before = peakRssMiB();
+  if (opts.separateOnly) {
+    const t0 = performance.now();
+    const sep = await loadMdxSeparator(opts.separatorModel!, { threads: opts.threads });
+    try {
+      await separateVocalsToFiles(file, sep.runModel, {
+        outputDir: opts.cacheDir!,
+        modelName: sep.modelName,
+        params: sep.params,
+      });
+    } finally {
+      await sep.release();
+    }
+    const total = (performance.now() - t0) / 1000;
+    console.log(JSON.stringify({ rss_before: before, rss_peak: peakRssMiB(), timings: { total } }));
+    return;
+  }
   const r = await prepareAudio(file, opts);
   console.log(
     JSON.stringify({ rss_before: before, rss_peak: peakRssMiB(), timings: r.timings, seq: r.seqLen }),
   );
 }
 
-async function rssRun(file: string, opts: PrepareAudioOptions) {
+async function rssRun(file: string, opts: ChildOptions) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", fileURLToPath(import.meta.url), "--child", file, JSON.stringify(opts)],
     env: { HALLO_GRAPH_CACHE: "off" },
@@ -139,6 +163,7 @@ async function main(args: string[]): Promise<void> {
   if (args[0] === "--child") return await child(args[1], JSON.parse(args[2]));
   const threads = Number(args[args.indexOf("--threads") + 1]) || 1;
   const quick = args.includes("--quick");
+  const only10 = args.includes("--10min-only"); // section 3 without the full-size wav2vec2 row
   Deno.env.set("HALLO_GRAPH_CACHE", "off"); // benchmark graphs must not fill the user cache
   const tmp = await Deno.makeTempDir({ prefix: "hallo_bench_audio_" });
   try {
@@ -146,78 +171,106 @@ async function main(args: string[]): Promise<void> {
     const { dir: tiny } = await ensureTinyWeights();
     console.log(`audio bench: ${threads} ORT thread(s), ${navigator.hardwareConcurrency} cores visible\n`);
 
-    console.log(
-      "1. vocal separation (IDENTITY stand-in for Kim_Vocal_2: STFT/iSTFT/overlap-add + ORT copy only)",
-    );
-    const sepRows = await benchSeparation(tmp, threads, quick ? [5] : [5, 30]);
-    console.log(table(["audio s", "chunks", "total s", "model s", "dsp s", "s per audio s"], sepRows));
-    console.log(
-      `   chunk = ${KIM_VOCAL_2_PARAMS.hopLength * (KIM_VOCAL_2_PARAMS.segmentSize - 1)} samples, ` +
-        `step 0.75 chunk (${(0.75 * 261120 / 44100).toFixed(2)} s of new audio per chunk)\n`,
-    );
-
-    console.log("2. wav2vec2 (features of all layers, interpolated to 25 fps)");
-    const w2vRows = await benchWav2vec("tiny (random)", join(tiny, W2V), threads, quick ? [10] : [10, 60]);
-    const fullDir = await fullSizeWav2vec(tmp, tiny);
-    w2vRows.push(...await benchWav2vec("full (random)", fullDir, threads, quick ? [4] : [4, 16]));
-    console.log(
-      table(["weights", "audio s", "seq_len", "audio_emb", "load s", "run s", "s per audio s"], w2vRows),
-    );
-    console.log();
-
-    if (!args.includes("--no-10min")) {
-      console.log(
-        "3. peak RSS of prepareAudio (fresh process each), 44.1 kHz stereo 16-bit WAV input",
-      );
-      const long = join(tmp, "ten_minutes.wav");
-      await runFfmpeg([
-        ...["-y", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:r=44100:d=600", "-f", "lavfi"],
-        ...["-i", "sine=f=330:r=44100:d=600", "-filter_complex", "[0][1]amerge=inputs=2"],
-        ...["-c:a", "pcm_s16le", long],
-      ], { captureStdout: false });
-      const minute = join(tmp, "one_minute.wav");
-      await runFfmpeg(
-        ["-y", "-v", "error", "-i", long, "-t", "60", "-c:a", "pcm_s16le", minute],
-        { captureStdout: false },
-      );
-      const model = writeIdentityMdxModel(join(tmp, "weights", "audio_separator", "Kim_Vocal_2.onnx"));
-      const base: PrepareAudioOptions = { weightsDir: tiny, threads, cacheDir: join(tmp, "cache") };
-      const rows: (string | number)[][] = [];
-      for (
-        const [label, o] of [
-          ["600 s, no separation, tiny wav2vec2", { ...base, separate: false }],
-          ["600 s, separation (identity), tiny wav2vec2", { ...base, separatorModel: model }],
-        ] as [string, PrepareAudioOptions][]
-      ) {
-        const r = await rssRun(long, o);
-        rows.push([
-          label,
-          r.rss_before,
-          r.rss_peak,
-          r.timings.total,
-          r.timings.separate ?? 0,
-          r.timings.wav2vec_run,
-        ]);
-      }
-      // Full-size wav2vec2 on 10 minutes would need ~20 GB here (attention 12 × 15,008² floats per layer,
-      // CNN activations 512 × 1.92 M floats): measured on the first minute instead.
-      const full = await rssRun(minute, { ...base, weightsDir: join(tmp, "weights_full"), separate: false });
-      rows.push([
-        "first 60 s, no separation, full-size wav2vec2 (random)",
-        full.rss_before,
-        full.rss_peak,
-        full.timings.total,
-        0,
-        full.timings.wav2vec_run,
-      ]);
-      console.log(
-        table(["run", "RSS at start MiB", "peak RSS MiB", "total s", "separate s", "wav2vec s"], rows),
-      );
-      console.log("   input: 600 s = 26.46 M stereo frames (212 MB as float32 per copy of both channels)");
-    }
+    if (!only10) await timeRows(tmp, tiny, threads, quick);
+    if (!args.includes("--no-10min")) await rssRows(tmp, tiny, threads, !only10);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** Sections 1 and 2: separation and wav2vec2 time per second of audio. */
+async function timeRows(tmp: string, tiny: string, threads: number, quick: boolean): Promise<void> {
+  console.log(
+    "1. vocal separation (IDENTITY stand-in for Kim_Vocal_2: STFT/iSTFT/overlap-add + ORT copy only)",
+  );
+  const sepRows = await benchSeparation(tmp, threads, quick ? [5] : [5, 30]);
+  console.log(table(["audio s", "chunks", "total s", "model s", "dsp s", "s per audio s"], sepRows));
+  console.log(
+    `   chunk = ${KIM_VOCAL_2_PARAMS.hopLength * (KIM_VOCAL_2_PARAMS.segmentSize - 1)} samples, ` +
+      `step 0.75 chunk (${(0.75 * 261120 / 44100).toFixed(2)} s of new audio per chunk)\n`,
+  );
+
+  console.log("2. wav2vec2 (features of all layers, interpolated to 25 fps)");
+  const w2vRows = await benchWav2vec("tiny (random)", join(tiny, W2V), threads, quick ? [10] : [10, 60]);
+  const fullDir = await fullSizeWav2vec(tmp, tiny);
+  w2vRows.push(...await benchWav2vec("full (random)", fullDir, threads, quick ? [4] : [4, 16]));
+  console.log(
+    table(["weights", "audio s", "seq_len", "audio_emb", "load s", "run s", "s per audio s"], w2vRows),
+  );
+  console.log();
+}
+
+/** Section 3: peak RSS of prepareAudio on 10 minutes (and on one minute with the full-size wav2vec2). */
+async function rssRows(tmp: string, tiny: string, threads: number, fullSize: boolean): Promise<void> {
+  console.log(
+    "3. peak RSS of prepareAudio (fresh process each), 44.1 kHz stereo 16-bit WAV input",
+  );
+  const long = join(tmp, "ten_minutes.wav");
+  await runFfmpeg([
+    ...["-y", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:r=44100:d=600", "-f", "lavfi"],
+    ...["-i", "sine=f=330:r=44100:d=600", "-filter_complex", "[0][1]amerge=inputs=2"],
+    ...["-c:a", "pcm_s16le", long],
+  ], { captureStdout: false });
+  const model = writeIdentityMdxModel(join(tmp, "weights", "audio_separator", "Kim_Vocal_2.onnx"));
+  const base: PrepareAudioOptions = { weightsDir: tiny, threads, cacheDir: join(tmp, "cache") };
+  const rows: (string | number)[][] = [];
+  for (
+    const [label, o] of [
+      ["600 s, no separation, tiny wav2vec2", { ...base, separate: false }],
+      ["600 s, separation (identity), tiny wav2vec2", { ...base, separatorModel: model }],
+      ["600 s, separateVocalsToFiles only (identity)", {
+        ...base,
+        separatorModel: model,
+        separateOnly: true,
+      }],
+    ] as [string, ChildOptions][]
+  ) {
+    const r = await rssRun(long, o);
+    rows.push([
+      label,
+      r.rss_before,
+      r.rss_peak,
+      r.timings.total,
+      r.timings.separate ?? 0,
+      SEPARATION_STEPS.reduce((s, k) => s + (r.timings[k] ?? 0), 0),
+      r.timings.wav2vec_run ?? 0,
+    ]);
+  }
+  if (fullSize) {
+    const minute = join(tmp, "one_minute.wav");
+    await runFfmpeg(
+      ["-y", "-v", "error", "-i", long, "-t", "60", "-c:a", "pcm_s16le", minute],
+      { captureStdout: false },
+    );
+    // Full-size wav2vec2 on 10 minutes would need ~20 GB here (attention 12 × 15,008² floats per layer,
+    // CNN activations 512 × 1.92 M floats): measured on the first minute instead.
+    const full = await rssRun(minute, { ...base, weightsDir: join(tmp, "weights_full"), separate: false });
+    rows.push([
+      "first 60 s, no separation, full-size wav2vec2 (random)",
+      full.rss_before,
+      full.rss_peak,
+      full.timings.total,
+      0,
+      0,
+      full.timings.wav2vec_run,
+    ]);
+  }
+  console.log(
+    table(
+      [
+        "run",
+        "RSS at start MiB",
+        "peak RSS MiB",
+        "total s",
+        "separate s",
+        "all separation steps s",
+        "wav2vec s",
+      ],
+      rows,
+    ),
+  );
+  console.log("   input: 600 s = 26.46 M stereo frames (212 MB as float32 per copy of both channels)");
+  console.log("   all separation steps = decode_44k + separate + write_vocals + resample_16k");
 }
 
 if (import.meta.main) await main(Deno.args);
