@@ -13,6 +13,11 @@ export class SeparationError extends Error {
   override name = "SeparationError";
 }
 
+/** The mix is all zeros: upstream refuses it ("empty or not valid"); callers may skip separation instead. */
+export class SilentAudioError extends SeparationError {
+  override name = "SilentAudioError";
+}
+
 /** Everything that shapes an MDX run: model data (compensate, dim_f, dim_t, n_fft) plus separator options. */
 export interface MdxParams {
   /** Gain applied to the demixed source (`compensate`). */
@@ -102,11 +107,15 @@ export function numpyHanning(m: number): Float64Array {
 }
 
 /**
- * `spec_utils.normalize` in place on float32 channels: if the peak exceeds `maxPeak`, scale by maxPeak/peak.
- * numpy 1.x semantics (what audio-separator 0.17 ran on): the ratio is a float64 scalar, applied as float32.
- * Returns the factor used (1 when unchanged).
+ * The factor `spec_utils.normalize` applies for a given peak: maxPeak/peak as a float64 ratio rounded to the
+ * float32 it is applied as (numpy 1.x), or 1 when the peak is within maxPeak.
  */
-export function normalizePeak(channels: Float32Array[], maxPeak: number): number {
+export function peakScale(peak: number, maxPeak: number): number {
+  return peak > maxPeak ? Math.fround(maxPeak / peak) : 1;
+}
+
+/** max |x| over the channels (float32 values, so the result is a float32 value). */
+export function peakOf(channels: readonly Float32Array[]): number {
   let peak = 0;
   for (const ch of channels) {
     for (let i = 0; i < ch.length; i++) {
@@ -114,9 +123,25 @@ export function normalizePeak(channels: Float32Array[], maxPeak: number): number
       if (a > peak) peak = a;
     }
   }
-  if (!(peak > maxPeak)) return 1;
-  const scale = Math.fround(maxPeak / peak);
-  for (const ch of channels) for (let i = 0; i < ch.length; i++) ch[i] = ch[i] * scale;
+  return peak;
+}
+
+/**
+ * The peak after `normalize` scaled by `scale`: rounding to float32 is monotonic and symmetric, so
+ * max|fround(x·s)| = fround(max|x|·s) and the normalised data need not be scanned again.
+ */
+export function scaledPeak(peak: number, scale: number): number {
+  return scale === 1 ? peak : Math.fround(peak * scale);
+}
+
+/**
+ * `spec_utils.normalize` in place on float32 channels: if the peak exceeds `maxPeak`, scale by maxPeak/peak.
+ * numpy 1.x semantics (what audio-separator 0.17 ran on): the ratio is a float64 scalar, applied as float32.
+ * Returns the factor used (1 when unchanged).
+ */
+export function normalizePeak(channels: Float32Array[], maxPeak: number): number {
+  const scale = peakScale(peakOf(channels), maxPeak);
+  if (scale !== 1) { for (const ch of channels) for (let i = 0; i < ch.length; i++) ch[i] = ch[i] * scale; }
   return scale;
 }
 
@@ -131,17 +156,34 @@ function checkStereo(mix: Float32Array[]): number {
 export type MdxProgress = (done: number, total: number) => void;
 
 /**
- * `MDXSeparator.demix(mix)` (not match-mix): pads, cuts windowed chunks, runs STFT → model → iSTFT on each,
- * overlap-adds divided by the summed windows, trims and multiplies by `compensate`. `mix` is the normalised
- * stereo mix (2 × N); returns the source (2 × N). Memory beyond input and output is one chunk.
+ * Where demixStream reads the (normalised) mix: fills `dst[c]` (its whole length) with samples
+ * `offset .. offset + dst[c].length` of channel c. Called once per chunk, in chunk order.
  */
-export async function demix(
-  mix: Float32Array[],
+export type MixReader = (offset: number, dst: Float32Array[]) => Promise<void> | void;
+
+/**
+ * Where demixStream delivers the source: samples `offset .. offset + block[c].length` of channel c, finished
+ * (trimmed, × compensate), in order and without gaps. The arrays are reused once the call returns.
+ */
+export type SourceWriter = (offset: number, block: Float32Array[]) => Promise<void> | void;
+
+/**
+ * `MDXSeparator.demix` (not match-mix) over a mix of `numSamples` stereo samples read chunk by chunk: pads,
+ * cuts windowed chunks, runs STFT → model → iSTFT on each, overlap-adds divided by the summed windows, trims and
+ * multiplies by `compensate`. Memory is one chunk whatever the length: the accumulators roll over mixture
+ * positions [base, base + chunkSize), and positions before the next chunk's start receive nothing more, so they
+ * are finished and handed to `write` as the window moves on.
+ */
+export async function demixStream(
+  numSamples: number,
+  read: MixReader,
+  write: SourceWriter,
   runModel: MdxModelRunner,
   p: MdxParams,
   onProgress?: MdxProgress,
-): Promise<Float32Array[]> {
-  const n = checkStereo(mix);
+): Promise<void> {
+  const n = numSamples;
+  if (!Number.isSafeInteger(n) || n < 1) throw new SeparationError(`the mix has no samples`);
   const g = mdxGeometry(n, p);
   const stft = new TorchStft(p.nFft, p.hopLength);
   const frames = stft.frameCount(g.chunkSize);
@@ -149,42 +191,45 @@ export async function demix(
   const shape = [1, 4, dimF, frames];
   const plane = dimF * frames;
   const compensate = Math.fround(p.compensate);
-  const out = [new Float32Array(n), new Float32Array(n)];
-  // Rolling accumulators over mixture positions [base, base + chunkSize): positions before the next chunk's
-  // start receive nothing more and are finished (written out) as the window moves on.
   const acc = [new Float32Array(g.chunkSize), new Float32Array(g.chunkSize)];
   const div = new Float32Array(g.chunkSize);
+  const done = [new Float32Array(g.chunkSize), new Float32Array(g.chunkSize)];
   let base = 0;
-  const finish = (count: number) => {
-    for (let k = 0; k < count; k++) {
-      const o = base + k - g.trim;
-      if (o < 0 || o >= n) continue;
-      for (let c = 0; c < 2; c++) out[c][o] = Math.fround(acc[c][k] / div[k]) * compensate;
+  const finish = async (count: number) => {
+    // accumulator index k is output sample base + k - trim; only 0 <= o < n is kept
+    const k0 = Math.max(0, g.trim - base), k1 = Math.min(count, n + g.trim - base);
+    if (k1 <= k0) return;
+    for (let c = 0; c < 2; c++) {
+      const a = acc[c], d = done[c];
+      for (let k = k0; k < k1; k++) d[k - k0] = Math.fround(a[k] / div[k]) * compensate;
     }
+    await write(base + k0 - g.trim, done.map((d) => d.subarray(0, k1 - k0)));
   };
   const fullWindow = p.overlap !== 0 ? numpyHanning(g.chunkSize) : undefined;
-  const part = new Float32Array(g.chunkSize);
+  const parts = [new Float32Array(g.chunkSize), new Float32Array(g.chunkSize)];
+  const spec = new Float32Array(4 * plane); // fully rewritten by each chunk's STFT
   for (let ci = 0; ci < g.chunkStarts.length; ci++) {
     const start = g.chunkStarts[ci];
     const end = Math.min(start + g.chunkSize, g.mixtureLength);
     const actual = end - start;
     const shift = start - base;
     if (shift > 0) {
-      finish(shift);
+      await finish(shift);
       for (const a of [...acc, div]) {
         a.copyWithin(0, shift);
         a.fill(0, g.chunkSize - shift);
       }
       base = start;
     }
-    const spec = new Float32Array(4 * plane);
+    // chunk index k is mix sample start + k - trim: zeros before the mix (the trim padding) and after it
+    const k0 = Math.max(0, g.trim - start), k1 = Math.max(k0, Math.min(actual, n + g.trim - start));
+    for (const part of parts) {
+      part.fill(0, 0, k0);
+      part.fill(0, k1);
+    }
+    if (k1 > k0) await read(start + k0 - g.trim, parts.map((part) => part.subarray(k0, k1)));
     for (let c = 0; c < 2; c++) {
-      part.fill(0);
-      for (let k = 0; k < actual; k++) {
-        const m = start + k - g.trim;
-        if (m >= 0 && m < n) part[k] = mix[c][m];
-      }
-      stft.forward(part, dimF, {
+      stft.forward(parts[c], dimF, {
         bins: dimF,
         frames,
         re: spec.subarray(2 * c * plane, (2 * c + 1) * plane),
@@ -195,8 +240,8 @@ export async function demix(
     let pred: Float32Array;
     if (p.enableDenoise) {
       const neg = await runModel(spec.map((v) => -v), shape);
-      const pos = await runModel(spec, shape);
       checkOutput(neg, spec.length);
+      const pos = await runModel(spec, shape);
       checkOutput(pos, spec.length);
       pred = new Float32Array(spec.length);
       for (let i = 0; i < pred.length; i++) pred[i] = Math.fround(neg[i] * -0.5) + Math.fround(pos[i] * 0.5);
@@ -222,7 +267,29 @@ export async function demix(
     for (let k = 0; k < actual; k++) div[k] += window ? window[k] : 1;
     onProgress?.(ci + 1, g.chunkStarts.length);
   }
-  finish(g.mixtureLength - base);
+  await finish(g.mixtureLength - base);
+}
+
+/**
+ * `MDXSeparator.demix(mix)` on whole arrays: `mix` is the normalised stereo mix (2 × N); returns the source
+ * (2 × N). demixStream reading from and writing to memory.
+ */
+export async function demix(
+  mix: Float32Array[],
+  runModel: MdxModelRunner,
+  p: MdxParams,
+  onProgress?: MdxProgress,
+): Promise<Float32Array[]> {
+  const n = checkStereo(mix);
+  const out = [new Float32Array(n), new Float32Array(n)];
+  await demixStream(
+    n,
+    (offset, dst) => dst.forEach((d, c) => d.set(mix[c].subarray(offset, offset + d.length))),
+    (offset, block) => block.forEach((b, c) => out[c].set(b, offset)),
+    runModel,
+    p,
+    onProgress,
+  );
   return out;
 }
 
@@ -257,22 +324,44 @@ export async function separateVocals(
   params: MdxParams = KIM_VOCAL_2_PARAMS,
   onProgress?: MdxProgress,
 ): Promise<SeparationResult> {
-  checkStereo(pcmStereo44k);
-  if (!pcmStereo44k.some((ch) => ch.some((v) => v !== 0))) {
-    throw new SeparationError(`the audio is silent (all samples are zero): nothing to separate`);
-  }
+  const n = checkStereo(pcmStereo44k);
+  if (!pcmStereo44k.some((ch) => ch.some((v) => v !== 0))) throw silentMix();
   const mix = pcmStereo44k.map((ch) => ch.slice());
   normalizePeak(mix, params.normalizationThreshold);
   const demixed = await demix(mix, runModel, params, onProgress);
-  const primary = demixed.map((ch) => ch.slice());
-  normalizePeak(primary, params.normalizationThreshold);
-  let vocals = primary;
-  if (params.primaryStem.toLowerCase() !== "vocals") {
-    vocals = mix.map((ch, c) => {
-      const v = new Float32Array(ch.length);
-      for (let i = 0; i < ch.length; i++) v[i] = ch[i] - primary[c][i];
-      return v;
-    });
-  }
+  const scale = peakScale(peakOf(demixed), params.normalizationThreshold);
+  const secondary = !isVocalsPrimary(params);
+  const vocals = demixed.map((ch, c) => {
+    const v = new Float32Array(n);
+    vocalsBlock(ch, scale, secondary ? mix[c] : undefined, v);
+    return v;
+  });
   return { vocals, mixNormalized: mix, demixed };
+}
+
+/** The error for an all-zero mix. */
+export function silentMix(): SilentAudioError {
+  return new SilentAudioError(`the audio is silent (all samples are zero): nothing to separate`);
+}
+
+/** Whether the model predicts the vocals (else vocals are upstream's secondary stem, mix − prediction). */
+export function isVocalsPrimary(p: MdxParams): boolean {
+  return p.primaryStem.toLowerCase() === "vocals";
+}
+
+/**
+ * The vocals stem from a stretch of demix output, as `separate` makes it: the source times `primaryScale` (its
+ * peak normalisation, as float32), or, given the normalised `mix` of the same stretch, mix − that (the secondary
+ * stem). `dst` may be `source` itself.
+ */
+export function vocalsBlock(
+  source: Float32Array,
+  primaryScale: number,
+  mix: Float32Array | undefined,
+  dst: Float32Array,
+): void {
+  for (let i = 0; i < source.length; i++) {
+    const p = primaryScale === 1 ? source[i] : Math.fround(source[i] * primaryScale);
+    dst[i] = mix ? mix[i] - p : p;
+  }
 }
