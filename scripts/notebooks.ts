@@ -411,6 +411,8 @@ export async function main(args: string[]): Promise<number> {
     await Deno.mkdir(o.outDir, { recursive: true });
     const env = {
       JUPYTER_PATH: [tmp, Deno.env.get("JUPYTER_PATH")].filter(Boolean).join(":"),
+      // Connection files in the run's folder: nothing left behind, and no need for a writable home.
+      JUPYTER_RUNTIME_DIR: join(tmp, "runtime"),
       HALLO_NOTEBOOK_OUT: join(o.outDir, "work"),
     };
     const mode = Deno.env.get("HALLO_WEIGHTS")
