@@ -6,9 +6,9 @@
  * Without separation the input is decoded straight to 16 kHz mono.
  *
  * Memory: decoding streams (ffmpeg stdout or the WAV read in pieces); the separator runs one model chunk at a
- * time with rolling overlap-add buffers, and keeps the 44.1 kHz waveform (input and output) whole, because
- * upstream normalises the mix and the vocals by their global peaks. wav2vec2 sees the whole clip at once, as
- * upstream: its transformer attends across the entire sequence.
+ * time with rolling overlap-add buffers and keeps the 44.1 kHz waveforms in temporary files beside its output
+ * (separate_file.ts), so its memory does not grow with the length. wav2vec2 sees the whole 16 kHz clip at once,
+ * as upstream: its transformer attends across the entire sequence.
  */
 import { join, resolve } from "node:path";
 import type { Device } from "../../runtime/device.ts";
@@ -17,15 +17,13 @@ import { downloadCommand, requireWeights, resolveWeightsDir } from "../../weight
 import type { AudioConditioning } from "../generate/animate.ts";
 import { loadWav2Vec, wav2vecFeatures } from "../networks/wav2vec.ts";
 import { AudioDecodeError, decodeAudio } from "./decode.ts";
-import { type MdxParams, separateVocals, SeparationError } from "./mdx.ts";
+import { type MdxParams, SeparationError, SilentAudioError } from "./mdx.ts";
+import { type SeparatedFiles, separateVocalsToFiles } from "./separate_file.ts";
 import { loadMdxSeparator, type MdxOnnxModel } from "./separator_onnx.ts";
-import { resampleAudioFile, vocalsFileNames, writeVocalsWav } from "./vocals_file.ts";
-import { encodeWavPcm16 } from "./wav.ts";
 import { prepareWav2vecInput, Wav2vecInputError } from "./wav2vec_input.ts";
 import { gatherWindows } from "./windows.ts";
 
-/** Sample rate audio-separator loads and writes (its `sample_rate` default). */
-export const SEPARATOR_SAMPLE_RATE = 44100;
+export { SEPARATOR_SAMPLE_RATE } from "./separate_file.ts";
 /** hallo's `data.driving_audio.sample_rate` (asserted by inference.py) and wav2vec2's rate. */
 export const WAV2VEC_SAMPLE_RATE = 16000;
 /** Where the separator model lives under `pretrained_models/`. */
@@ -106,10 +104,6 @@ function readPreprocessor(dir: string): PreprocessorConfig {
   return { doNormalize, samplingRate };
 }
 
-function isSilent(channels: Float32Array[]): boolean {
-  return !channels.some((ch) => ch.some((v) => v !== 0));
-}
-
 function checkCount(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
   return v;
@@ -122,40 +116,26 @@ async function separateToFiles(
   cacheDir: string,
   o: PrepareAudioOptions,
   warnings: string[],
-  time: <T>(step: string, f: () => Promise<T>) => Promise<T>,
-): Promise<{ vocals: string; vocals16k: string } | undefined> {
-  const mix = await time(
-    "decode_44k",
-    () => decodeAudio(path, { sampleRate: SEPARATOR_SAMPLE_RATE, channels: 2 }),
-  );
-  if (isSilent(mix.channels)) {
+  timings: Record<string, number>,
+): Promise<SeparatedFiles | undefined> {
+  try {
+    const files = await separateVocalsToFiles(path, sep.runModel, {
+      outputDir: cacheDir,
+      modelName: sep.modelName,
+      params: sep.params,
+      onProgress: (d, t) => o.onProgress?.("separate", d, t),
+      // Upstream writes no file here and its pipeline fails later; silence is what the model heard as vocals.
+      silentVocals: "zeros",
+      timings,
+    });
+    if (files.silent) warnings.push(`${path}: the separated vocals are silent; using silence as the vocals`);
+    return files;
+  } catch (e) {
+    if (!(e instanceof SilentAudioError)) throw e;
     // audio-separator fails on an all-zero mix; its vocals would be zeros anyway, i.e. the input itself.
     warnings.push(`${path}: the audio is silent; vocal separation skipped (upstream fails here)`);
     return undefined;
   }
-  const frames = mix.channels[0].length;
-  const { vocals } = await time(
-    "separate",
-    () => separateVocals(mix.channels, sep.runModel, sep.params, (d, t) => o.onProgress?.("separate", d, t)),
-  );
-  mix.channels.length = 0; // the 44.1 kHz mix is no longer needed while the vocals are written
-  await Deno.mkdir(cacheDir, { recursive: true });
-  const names = vocalsFileNames(path, sep.modelName, cacheDir);
-  await time("write_vocals", async () => {
-    try {
-      await writeVocalsWav(names.vocals, vocals, SEPARATOR_SAMPLE_RATE, sep.params.normalizationThreshold);
-    } catch (e) {
-      if (!(e instanceof SeparationError)) throw e;
-      // Upstream writes no file here and its pipeline fails later; silence is what the model heard as vocals.
-      warnings.push(`${path}: the separated vocals are silent; using silence as the vocals`);
-      await Deno.writeFile(
-        names.vocals,
-        encodeWavPcm16(new Int16Array(2 * frames), 2, SEPARATOR_SAMPLE_RATE),
-      );
-    }
-  });
-  await time("resample_16k", () => resampleAudioFile(names.vocals, names.vocals16k, WAV2VEC_SAMPLE_RATE));
-  return names;
 }
 
 /**
@@ -191,7 +171,7 @@ export async function prepareAudio(path: string, options: PrepareAudioOptions = 
   const wav2vecDir = join(weightsDir, WAV2VEC_DIR);
   const pre = readPreprocessor(wav2vecDir);
 
-  let files: { vocals: string; vocals16k: string } | undefined;
+  let files: SeparatedFiles | undefined;
   if (options.separate ?? true) {
     const modelPath = options.separatorModel ?? join(weightsDir, SEPARATOR_MODEL);
     let present = true;
@@ -217,7 +197,7 @@ export async function prepareAudio(path: string, options: PrepareAudioOptions = 
           overrides: options.separatorOverrides,
         }));
       try {
-        files = await separateToFiles(path, sep, cacheDir, options, warnings, time);
+        files = await separateToFiles(path, sep, cacheDir, options, warnings, timings);
       } finally {
         await sep.release();
       }
