@@ -203,9 +203,9 @@ export {
   decodeAudioChunks,
   type PcmAudio,
 } from "./src/stages/audio/decode.ts";
-export { readWav, type WavAudio, WavFormatError } from "./src/stages/audio/wav.ts";
+export { encodeWavPcm16, readWav, type WavAudio, WavFormatError } from "./src/stages/audio/wav.ts";
 export { audioFrameCount, prepareWav2vecInput, type Wav2vecInput } from "./src/stages/audio/wav2vec_input.ts";
-export { clipSlices, gatherWindows, windowIndexTable } from "./src/stages/audio/windows.ts";
+export { clipSlices, gatherWindows, WINDOW_OFFSETS, windowIndexTable } from "./src/stages/audio/windows.ts";
 export {
   KIM_VOCAL_2_PARAMS,
   type MdxParams,
