@@ -1,17 +1,21 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
-import { readWav } from "../src/stages/audio/wav.ts";
+import { Buffer } from "node:buffer";
+import { basename, join } from "node:path";
+import { decodeAudio } from "../src/stages/audio/decode.ts";
+import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { TorchStft } from "../src/stages/audio/stft.ts";
 import {
   demix,
   KIM_VOCAL_2_PARAMS,
   mdxGeometry,
+  type MdxModelRunner,
   type MdxParams,
   normalizePeak,
   numpyHanning,
   separateVocals,
   SeparationError,
+  SilentAudioError,
 } from "../src/stages/audio/mdx.ts";
 import { MdxModelDataError, mdxModelHash, resolveMdxParams } from "../src/stages/audio/mdx_params.ts";
 import { splitextStem, vocalsFileNames, vocalsToInt16 } from "../src/stages/audio/vocals_file.ts";
@@ -277,5 +281,130 @@ Deno.test("separateVocalsToFiles writes 44.1 kHz int16 vocals and the ffmpeg 16 
     assert.ok(Math.abs(v16.channels[0].length - 16000) <= 1);
   } finally {
     await Deno.remove(out, { recursive: true });
+  }
+});
+
+/** A 16-bit stereo WAV at 44.1 kHz of `seconds`, louder than 0.9 so the mix normalisation is exercised. */
+async function loudWav(path: string, seconds: number): Promise<void> {
+  const n = Math.round(seconds * 44100);
+  const pcm = new Int16Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const env = 0.6 + 0.4 * Math.sin((2 * Math.PI * i) / 88200);
+    pcm[2 * i] = Math.round(32767 * env * (0.7 * Math.sin(i / 7.1) + 0.3 * Math.sin(i / 2.3)));
+    pcm[2 * i + 1] = Math.round(30000 * env * Math.sin(i / 11.7 + 1));
+  }
+  await Deno.writeFile(path, encodeWavPcm16(pcm, 2, 44100));
+}
+
+/** The whole-array path: decode whole, separateVocals, writeVocalsWav's bytes. */
+async function wholeArrayVocalsWav(path: string, run: MdxModelRunner, p: MdxParams): Promise<Uint8Array> {
+  const mix = await decodeAudio(path, { sampleRate: 44100, channels: 2 });
+  const { vocals } = await separateVocals(mix.channels, run, p);
+  return encodeWavPcm16(vocalsToInt16(vocals, p.normalizationThreshold), 2, 44100);
+}
+
+const listDir = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+
+Deno.test("90 s through the streaming separateVocalsToFiles: the whole-array path's vocals WAV byte for byte; temp files gone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hallo_sep_stream_" });
+  try {
+    const input = join(dir, "long.wav");
+    await loudWav(input, 90);
+    // a cheap gain: the output still depends on every chunk's model call
+    const model = (s: Float32Array) => s.map((v) => v * 1.25);
+    const chunks: number[] = [];
+    const tmpDir = join(dir, "tmp");
+    await Deno.mkdir(tmpDir);
+    const t0 = performance.now();
+    const files = await separateVocalsToFiles(input, model, {
+      outputDir: join(dir, "out"),
+      tmpDir,
+      onProgress: (d) => chunks.push(d),
+      decode: { chunkFrames: 10007 }, // pieces that do not line up with chunks or blocks
+    });
+    const ms = performance.now() - t0;
+    const streamed = await Deno.readFile(files.vocals);
+    const t1 = performance.now();
+    const whole = await wholeArrayVocalsWav(input, model, KIM_VOCAL_2_PARAMS);
+    console.log(`90 s: streaming ${ms.toFixed(0)} ms, whole-array ${(performance.now() - t1).toFixed(0)} ms`);
+    assert.equal(files.frames, 90 * 44100);
+    assert.equal(chunks.length, mdxGeometry(90 * 44100, KIM_VOCAL_2_PARAMS).chunkStarts.length);
+    assert.equal(streamed.length, 44 + 4 * 90 * 44100);
+    assert.ok(Buffer.from(streamed).equals(Buffer.from(whole)), "vocals WAV bytes differ");
+    assert.deepEqual(listDir(tmpDir), []);
+    assert.deepEqual(listDir(join(dir, "out")), [basename(files.vocals), basename(files.vocals16k)].sort());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("streaming = whole-array for an Instrumental-primary model with denoise (vocals = mix − prediction)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hallo_sep_stream_" });
+  try {
+    const input = join(dir, "short.wav");
+    await loudWav(input, 0.2);
+    const p: MdxParams = { ...SMALL, primaryStem: "Instrumental", enableDenoise: true };
+    // a negative gain makes mix − prediction louder than the mix: write_audio's normalisation then acts, on a
+    // peak only a scan of the secondary stem finds
+    const model = (s: Float32Array) => s.map((v, i) => v * (-0.4 - (i % 3) / 10));
+    const files = await separateVocalsToFiles(input, model, { outputDir: dir, params: p });
+    const streamed = await Deno.readFile(files.vocals);
+    assert.ok(Buffer.from(streamed).equals(Buffer.from(await wholeArrayVocalsWav(input, model, p))));
+    assert.deepEqual(listDir(dir), ["short.wav", basename(files.vocals), basename(files.vocals16k)].sort());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("streaming separation failures leave no temporary or partial files: model error, silent mix, silent vocals", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hallo_sep_stream_" });
+  try {
+    const input = join(dir, "in.wav");
+    await loudWav(input, 0.2);
+    const out = join(dir, "out");
+    let calls = 0;
+    const failing = (s: Float32Array) => {
+      if (++calls === 3) throw new Error("model blew up");
+      return s;
+    };
+    await assert.rejects(
+      separateVocalsToFiles(input, failing, { outputDir: out, params: SMALL }),
+      /model blew up/,
+    );
+    assert.equal(calls, 3);
+    assert.deepEqual(listDir(out), []);
+
+    const zeros = (s: Float32Array) => new Float32Array(s.length);
+    await assert.rejects(
+      separateVocalsToFiles(input, zeros, { outputDir: out, params: SMALL }),
+      (e: Error) => e instanceof SeparationError && /separated vocals are silent/.test(e.message),
+    );
+    assert.deepEqual(listDir(out), []);
+    // the fallback prepareAudio uses: silence of the mix's length
+    const r = await separateVocalsToFiles(input, zeros, {
+      outputDir: out,
+      params: SMALL,
+      silentVocals: "zeros",
+    });
+    assert.equal(r.silent, true);
+    const v = await readWav(r.vocals);
+    assert.equal(v.channels[0].length, r.frames);
+    assert.ok(v.channels.every((c) => c.every((x) => x === 0)));
+    await Deno.remove(out, { recursive: true });
+
+    const quiet = join(dir, "quiet.wav");
+    await Deno.writeFile(quiet, encodeWavPcm16(new Int16Array(2000), 2, 44100));
+    await assert.rejects(
+      separateVocalsToFiles(quiet, identity, { outputDir: out, params: SMALL }),
+      (e: Error) => e instanceof SilentAudioError && /quiet\.wav: the audio is silent/.test(e.message),
+    );
+    assert.deepEqual(listDir(out), []);
+    await assert.rejects(
+      separateVocalsToFiles(join(dir, "missing.wav"), identity, { outputDir: out, params: SMALL }),
+      /missing\.wav: no such file/,
+    );
+    assert.deepEqual(listDir(out), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
