@@ -125,17 +125,19 @@ async function child(file: string, opts: ChildOptions): Promise<void> {
   if (opts.separateOnly) {
     const t0 = performance.now();
     const sep = await loadMdxSeparator(opts.separatorModel!, { threads: opts.threads });
+    const timings: Record<string, number> = {};
     try {
       await separateVocalsToFiles(file, sep.runModel, {
         outputDir: opts.cacheDir!,
         modelName: sep.modelName,
         params: sep.params,
+        timings,
       });
     } finally {
       await sep.release();
     }
-    const total = (performance.now() - t0) / 1000;
-    console.log(JSON.stringify({ rss_before: before, rss_peak: peakRssMiB(), timings: { total } }));
+    timings.total = (performance.now() - t0) / 1000;
+    console.log(JSON.stringify({ rss_before: before, rss_peak: peakRssMiB(), timings }));
     return;
   }
   const r = await prepareAudio(file, opts);

@@ -404,6 +404,10 @@ Deno.test("streaming separation failures leave no temporary or partial files: mo
       /missing\.wav: no such file/,
     );
     assert.deepEqual(listDir(out), []);
+    await assert.rejects(
+      separateVocalsToFiles(input, identity, { outputDir: out, tmpDir: join(dir, "nope"), params: SMALL }),
+      (e: Error) => e instanceof SeparationError && /nope: cannot create a temporary file/.test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

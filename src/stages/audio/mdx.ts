@@ -325,7 +325,9 @@ export async function separateVocals(
   onProgress?: MdxProgress,
 ): Promise<SeparationResult> {
   const n = checkStereo(pcmStereo44k);
-  if (!pcmStereo44k.some((ch) => ch.some((v) => v !== 0))) throw silentMix();
+  if (!pcmStereo44k.some((ch) => ch.some((v) => v !== 0))) {
+    throw new SilentAudioError(`the audio is silent (all samples are zero): nothing to separate`);
+  }
   const mix = pcmStereo44k.map((ch) => ch.slice());
   normalizePeak(mix, params.normalizationThreshold);
   const demixed = await demix(mix, runModel, params, onProgress);
@@ -337,11 +339,6 @@ export async function separateVocals(
     return v;
   });
   return { vocals, mixNormalized: mix, demixed };
-}
-
-/** The error for an all-zero mix. */
-export function silentMix(): SilentAudioError {
-  return new SilentAudioError(`the audio is silent (all samples are zero): nothing to separate`);
 }
 
 /** Whether the model predicts the vocals (else vocals are upstream's secondary stem, mix − prediction). */

@@ -23,7 +23,9 @@ export class StereoSpool {
 
   /** Creates an empty spool file in `dir` (name `.{prefix}_*.f32`). */
   static async create(dir: string, prefix: string): Promise<StereoSpool> {
-    const path = await Deno.makeTempFile({ dir, prefix: `.${prefix}_`, suffix: ".f32" });
+    const path = await Deno.makeTempFile({ dir, prefix: `.${prefix}_`, suffix: ".f32" }).catch((e) => {
+      throw new SeparationError(`${dir}: cannot create a temporary file (${(e as Error).message})`);
+    });
     try {
       return new StereoSpool(path, await Deno.open(path, { read: true, write: true }));
     } catch (e) {
