@@ -47,11 +47,15 @@ export async function motionEnergy(
     count++;
   }
   const r = acc.result();
+  // The accumulator says "no value" (null) for an empty mask; the report shows 0 motion there.
+  const pairs = Math.max(0, count - 1);
+  const series = (k: "lip" | "face" | "background") =>
+    r[k].mean === null ? new Array(pairs).fill(0) : r[k].perFrame;
   return {
     frames: count,
-    lip: r.lip.perFrame,
-    face: r.face.perFrame,
-    background: r.background.perFrame,
+    lip: series("lip"),
+    face: series("face"),
+    background: series("background"),
     mean: { lip: r.lip.mean ?? 0, face: r.face.mean ?? 0, background: r.background.mean ?? 0 },
   };
 }
