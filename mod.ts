@@ -196,7 +196,12 @@ export { ImageError } from "./src/stages/image/errors.ts";
 export type { U8Image } from "./src/stages/image/types.ts";
 
 // Driving audio: decoding, vocal separation, wav2vec2 input and windows.
-export { prepareAudio, type PrepareAudioOptions, type PreparedAudio } from "./src/stages/audio/prepare.ts";
+export {
+  prepareAudio,
+  type PrepareAudioOptions,
+  type PreparedAudio,
+  SEPARATOR_MODEL,
+} from "./src/stages/audio/prepare.ts";
 export {
   AudioDecodeError,
   decodeAudio,
@@ -213,6 +218,7 @@ export {
   SeparationError,
 } from "./src/stages/audio/mdx.ts";
 export { loadMdxSeparator } from "./src/stages/audio/separator_onnx.ts";
+export { type SeparatedFiles, separateVocalsToFiles } from "./src/stages/audio/separate_file.ts";
 export { FfmpegError, ffmpegPath, runFfmpeg } from "./src/util/ffmpeg.ts";
 
 // Sampling: DDIM, guidance, upstream-exact noise, the step iterator.
