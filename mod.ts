@@ -216,6 +216,7 @@ export {
   type MdxParams,
   separateVocals,
   SeparationError,
+  SilentAudioError,
 } from "./src/stages/audio/mdx.ts";
 export { loadMdxSeparator } from "./src/stages/audio/separator_onnx.ts";
 export { type SeparatedFiles, separateVocalsToFiles } from "./src/stages/audio/separate_file.ts";
