@@ -10,7 +10,7 @@ import { checkWeights, missingFor } from "../src/weights/verify.ts";
 import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { TINY_NOTICE } from "../src/weights/tiny_configs.ts";
 import { DEFAULT_SETTINGS, loadModelsFor, prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
-import { StepProgress } from "../src/cli/progress.ts";
+import { clipStepProgress, StepProgress } from "../src/cli/progress.ts";
 import { writeRunReport } from "../src/report/report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -68,12 +68,7 @@ try {
     out,
     runDir,
     record: { command: ["demo"], weightsDir, tiny },
-    onStep: (clip, clips, s) =>
-      progress.update(
-        clip * s.total + s.index + 1,
-        clips * s.total,
-        `clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
-      ),
+    onStep: clipStepProgress(progress),
   });
   progress.done();
   console.log(

@@ -9,8 +9,8 @@ import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
-import { num, readableFile, UsageError, writablePath } from "./options.ts";
-import { StepProgress } from "./progress.ts";
+import { GENERATION_OPTIONS, num, readableFile, UsageError, writablePath } from "./options.ts";
+import { clipStepProgress, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
 
@@ -38,25 +38,10 @@ export async function run(args: string[]): Promise<number> {
     v = parseArgs({
       args,
       options: {
-        image: { type: "string" },
-        audio: { type: "string" },
-        out: { type: "string" },
-        weights: { type: "string" },
-        steps: { type: "string" },
-        cfg: { type: "string" },
-        "pose-weight": { type: "string" },
-        "face-weight": { type: "string" },
-        "lip-weight": { type: "string" },
-        "face-expand-ratio": { type: "string" },
-        seed: { type: "string" },
-        size: { type: "string" },
-        device: { type: "string" },
+        ...GENERATION_OPTIONS,
         dtype: { type: "string" },
-        threads: { type: "string" },
-        "no-separate": { type: "boolean" },
         "run-dir": { type: "string" },
         resume: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
       },
     }).values;
   } catch (e) {
@@ -121,12 +106,7 @@ export async function run(args: string[]): Promise<number> {
         runDir,
         resume: v.resume,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
-        onStep: (clip, clips, s) =>
-          progress.update(
-            clip * s.total + s.index + 1,
-            clips * s.total,
-            `clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
-          ),
+        onStep: clipStepProgress(progress),
       });
       progress.done();
       console.log(

@@ -70,3 +70,23 @@ export async function writablePath(name: string, path: string | undefined): Prom
   }
   return abs;
 }
+
+/** Options `animate` and `sweep` share (node:util parseArgs spec); sweep reads the numbers as lists. */
+export const GENERATION_OPTIONS = {
+  image: { type: "string" },
+  audio: { type: "string" },
+  out: { type: "string" },
+  weights: { type: "string" },
+  steps: { type: "string" },
+  cfg: { type: "string" },
+  "pose-weight": { type: "string" },
+  "face-weight": { type: "string" },
+  "lip-weight": { type: "string" },
+  "face-expand-ratio": { type: "string" },
+  seed: { type: "string" },
+  size: { type: "string" },
+  device: { type: "string" },
+  threads: { type: "string" },
+  "no-separate": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;

@@ -47,3 +47,15 @@ export class StepProgress {
     if (this.tty) this.out.writeSync(enc.encode("\n"));
   }
 }
+
+/** An `onStep` callback of the clip loop that drives `progress` over clips x steps. */
+export function clipStepProgress(
+  progress: StepProgress,
+): (clip: number, clips: number, s: { index: number; total: number }) => void {
+  return (clip, clips, s) =>
+    progress.update(
+      clip * s.total + s.index + 1,
+      clips * s.total,
+      `clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
+    );
+}

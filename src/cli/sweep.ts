@@ -11,7 +11,7 @@ import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
-import { num, numList, readableFile, UsageError } from "./options.ts";
+import { GENERATION_OPTIONS, num, numList, readableFile, UsageError } from "./options.ts";
 import { StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
@@ -70,22 +70,7 @@ export async function run(args: string[]): Promise<number> {
     v = parseArgs({
       args,
       options: {
-        image: { type: "string" },
-        audio: { type: "string" },
-        out: { type: "string" },
-        weights: { type: "string" },
-        steps: { type: "string" },
-        cfg: { type: "string" },
-        "pose-weight": { type: "string" },
-        "face-weight": { type: "string" },
-        "lip-weight": { type: "string" },
-        "face-expand-ratio": { type: "string" },
-        seed: { type: "string" },
-        size: { type: "string" },
-        device: { type: "string" },
-        threads: { type: "string" },
-        "no-separate": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
+        ...GENERATION_OPTIONS,
       },
     }).values;
   } catch (e) {

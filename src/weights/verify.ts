@@ -3,6 +3,7 @@
  * truncated download, an HTML error page or a Git LFS pointer, while reading only headers and directories
  * (a multi-GB checkpoint is checked in milliseconds). Deep parsing is the checkpoint readers' job.
  */
+import { DTYPE_BYTES } from "./types.ts";
 import { join } from "node:path";
 import {
   MANIFEST,
@@ -31,16 +32,8 @@ const MAX_METADATA_BYTES = 256 * 1024 * 1024;
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 const DTYPE_SIZE: Record<string, number> = {
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
+  ...DTYPE_BYTES,
+  // Formats the readers refuse but a downloaded file may still validly hold.
   F8_E4M3: 1,
   F8_E5M2: 1,
   U16: 2,
