@@ -27,7 +27,7 @@ export { SEPARATOR_SAMPLE_RATE } from "./separate_file.ts";
 /** hallo's `data.driving_audio.sample_rate` (asserted by inference.py) and wav2vec2's rate. */
 export const WAV2VEC_SAMPLE_RATE = 16000;
 /** Where the separator model lives under `pretrained_models/`. */
-export const SEPARATOR_MODEL = join("audio_separator", "Kim_Vocal_2.onnx");
+export const SEPARATOR_MODEL: string = join("audio_separator", "Kim_Vocal_2.onnx");
 /** Where the wav2vec2 folder lives under `pretrained_models/`. */
 export const WAV2VEC_DIR = join("wav2vec", "wav2vec2-base-960h");
 
