@@ -148,6 +148,8 @@ export function buildDenoisingUNet(
     });
     const nCond = condStart ? slice(c, path, n1, [condStart], [N], [0]) : n1;
     const kv = concat(c, path, [nCond, bankRows], 1);
+    // Built first so a probe of attn1 names the reference-reading half `${path}.attn1.probs` (keys: own tokens,
+    // then the bank's); the uncond half's probabilities, if probed, come out as `...probs#1`.
     const cond = attention(c, `${path}.attn1`, nCond, kv, hd);
     let h: Value;
     if (condStart) {
