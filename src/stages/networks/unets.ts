@@ -22,9 +22,8 @@ import {
 } from "../../models/unet_config.ts";
 import type { Graph, WeightSource } from "../../onnx/graph.ts";
 import type { AttentionProbe } from "../../onnx/layers.ts";
-import { compile } from "../../runtime/cache.ts";
-import { buildForDtype } from "../../runtime/fp16_graph.ts";
-import { Session, type SessionOptions } from "../../runtime/session.ts";
+import type { Session, SessionOptions } from "../../runtime/session.ts";
+import { openNetwork } from "./load.ts";
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
@@ -59,7 +58,7 @@ interface Loaded<S> {
   probes: Probes;
   /** Checkpoint keys under this network's prefix that the graph never binds (upstream never runs them). */
   unusedKeys: string[];
-  timings: { build_s: number; session_s: number; cached: boolean };
+  timings: { build_s: number; session_s: number };
 }
 
 export type ReferenceUNet = Loaded<ReferenceUNetShape>;
@@ -94,45 +93,30 @@ async function load<S>(
   const store = WeightStore.open(file);
   const probes = o.probes ?? {};
   const attentionProbes = new Map(Object.entries(probes.attention ?? {}));
-  const dtype = o.dtype ?? "float32";
-  let files = [file];
-  let buildGraph = () => build(config, kwargs, store, attentionProbes);
-  if (dtype === "float16") {
-    // Built now (milliseconds): the fp16 weights cache is named after the keys the graph binds.
-    const fp16 = buildForDtype(network, dtype, (w) => build(config, kwargs, w ?? store, attentionProbes), {
-      weights: store,
-      files,
-      probes: probes.values ?? [],
+  // The probes are part of the compile key: attention probes change the graph, value probes its outputs.
+  const net = await openNetwork(
+    network,
+    { config, kwargs, shape, attention: probes.attention ?? {} },
+    [file],
+    (w) => build(config, kwargs, w ?? store, attentionProbes),
+    {
       device: o.device,
-    });
-    files = fp16.files;
-    buildGraph = () => fp16.graph;
-  }
-  const compiled = compile(
-    { network, config: { config, kwargs, shape }, dtype, probes, files },
-    buildGraph,
-    probes.values ?? [],
+      threads: o.threads,
+      mmapWeights: o.mmapWeights,
+      dtype: o.dtype,
+      probes: probes.values,
+      weights: store,
+    },
   );
   const prefix = `${network}.`;
-  const unusedKeys = compiled.graph
-    ? store.keys().filter((k) =>
-      k.startsWith(prefix) && !compiled.graph!.boundKeys().some((b) => b.key === k)
-    )
-    : [];
-  const t0 = performance.now();
-  const session = await Session.create(compiled.bytes, compiled.externalRoot, o);
   return {
-    session,
+    session: net.session,
     config,
     kwargs,
     shape,
     probes,
-    unusedKeys,
-    timings: {
-      build_s: compiled.buildSeconds,
-      session_s: (performance.now() - t0) / 1000,
-      cached: compiled.cached,
-    },
+    unusedKeys: store.unusedKeys().filter((k) => k.startsWith(prefix)),
+    timings: net.timings,
   };
 }
 
