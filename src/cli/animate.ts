@@ -3,13 +3,12 @@
  * as upstream's scripts/inference.py. Every option is checked before any heavy work.
  */
 import { parseArgs } from "node:util";
-import { parseDevice } from "../runtime/device.ts";
 import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
-import { GENERATION_OPTIONS, num, readableFile, UsageError, writablePath } from "./options.ts";
+import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
 import { clipStepProgress, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
@@ -61,16 +60,7 @@ export async function run(args: string[]): Promise<number> {
       lipWeight: num("lip-weight", v["lip-weight"], 1),
       seed: num("seed", v.seed, 42, { min: 0, int: true }),
     };
-    const size = num("size", v.size, 512, { min: 64, int: true });
-    if (size % 64 !== 0) throw new UsageError(`--size must be a multiple of 64, got ${size}`);
-    const faceExpandRatio = num("face-expand-ratio", v["face-expand-ratio"], 1.2, { min: 0.01 });
-    const threads = v.threads === undefined ? undefined : num("threads", v.threads, 0, { min: 1, int: true });
-    let device;
-    try {
-      device = parseDevice(v.device ?? "cpu");
-    } catch (e) {
-      throw new UsageError(`--device: ${(e as Error).message}`);
-    }
+    const { size, faceExpandRatio, threads, device } = runOptions(v);
     let dtype;
     try {
       dtype = parseDType(v.dtype ?? "fp32");

@@ -1,5 +1,6 @@
 /** Validation of CLI values, before any heavy work: one-line errors naming the option and the problem. */
 import { dirname, resolve } from "node:path";
+import { type Device, parseDevice } from "../runtime/device.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -90,3 +91,21 @@ export const GENERATION_OPTIONS = {
   "no-separate": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** The options `animate` and `sweep` validate alike: video size, face expansion, threads, device. */
+export function runOptions(v: {
+  size?: string;
+  "face-expand-ratio"?: string;
+  threads?: string;
+  device?: string;
+}): { size: number; faceExpandRatio: number; threads?: number; device: Device } {
+  const size = num("size", v.size, 512, { min: 64, int: true });
+  if (size % 64 !== 0) throw new UsageError(`--size must be a multiple of 64, got ${size}`);
+  const faceExpandRatio = num("face-expand-ratio", v["face-expand-ratio"], 1.2, { min: 0.01 });
+  const threads = v.threads === undefined ? undefined : num("threads", v.threads, 0, { min: 1, int: true });
+  try {
+    return { size, faceExpandRatio, threads, device: parseDevice(v.device ?? "cpu") };
+  } catch (e) {
+    throw new UsageError(`--device: ${(e as Error).message}`);
+  }
+}

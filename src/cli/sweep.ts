@@ -6,12 +6,11 @@
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { parseDevice } from "../runtime/device.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
-import { GENERATION_OPTIONS, num, numList, readableFile, UsageError } from "./options.ts";
+import { GENERATION_OPTIONS, num, numList, readableFile, runOptions, UsageError } from "./options.ts";
 import { StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
@@ -90,16 +89,7 @@ export async function run(args: string[]): Promise<number> {
     };
     const steps = num("steps", v.steps, 40, { min: 1, int: true });
     const seed = num("seed", v.seed, 42, { min: 0, int: true });
-    const size = num("size", v.size, 512, { min: 64, int: true });
-    if (size % 64 !== 0) throw new UsageError(`--size must be a multiple of 64, got ${size}`);
-    const faceExpandRatio = num("face-expand-ratio", v["face-expand-ratio"], 1.2, { min: 0.01 });
-    const threads = v.threads === undefined ? undefined : num("threads", v.threads, 0, { min: 1, int: true });
-    let device;
-    try {
-      device = parseDevice(v.device ?? "cpu");
-    } catch (e) {
-      throw new UsageError(`--device: ${(e as Error).message}`);
-    }
+    const { size, faceExpandRatio, threads, device } = runOptions(v);
     const runs = sweepSettings(axes, { steps, seed }).length;
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
