@@ -5,13 +5,12 @@
  */
 import { manualSeed } from "../sampling/noise.ts";
 import type { SamplerStep } from "../sampling/sampler.ts";
-import type { AudioConditioning, ImageConditioning } from "../stages/generate/animate.ts";
+import { type AudioConditioning, clipInputs, type ImageConditioning } from "../stages/generate/animate.ts";
 import type { HalloModels } from "../stages/generate/models.ts";
 import { denoiseClip } from "../stages/generate/pipeline.ts";
-import { projectAudio } from "../stages/networks/projections.ts";
 import type { Bank } from "../stages/networks/unets.ts";
 import { decodeLatents } from "../stages/networks/vae.ts";
-import { f32, type F32Tensor } from "../tensor.ts";
+import type { F32Tensor } from "../tensor.ts";
 
 export interface CaptureOptions {
   steps: number;
@@ -36,13 +35,6 @@ export interface CapturedClip {
   video?: F32Tensor;
 }
 
-/** Upstream's `mask.repeat(F, 1)` of a (1, hw) pyramid level. */
-function repeatRows(t: F32Tensor, frames: number): F32Tensor {
-  const out = new Float32Array(frames * t.data.length);
-  for (let i = 0; i < frames; i++) out.set(t.data, i * t.data.length);
-  return f32([frames, t.data.length], out);
-}
-
 /** Runs clip 0 as `animate` does (motion frames = the reference image) and keeps every step. */
 export async function captureFirstClip(
   m: HalloModels,
@@ -52,22 +44,9 @@ export async function captureFirstClip(
 ): Promise<CapturedClip> {
   const F = m.geometry.frames;
   const M = m.configs.nMotionFrames ?? 2;
-  const [, H, W] = image.pixels.shape;
-  const px = image.pixels.data;
-  const ref = new Float32Array((1 + M) * px.length);
-  for (let i = 0; i <= M; i++) ref.set(px, i * px.length);
-  const per = audio.windows.data.length / audio.windows.shape[0];
-  const windows = f32([1, F, ...audio.windows.shape.slice(1)], audio.windows.data.slice(0, F * per));
-  const audioTokens = await projectAudio(m.audioProj, windows);
-  const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, F));
   const latentShape = [1, 4, F, m.geometry.height, m.geometry.width];
-  const it = denoiseClip(m, {
-    refImages: f32([1 + M, 3, H, W], ref),
-    faceEmb: image.faceEmb,
-    audioTokens,
-    faceRegion: f32([1, 3, H, W], image.faceRegion.data),
-    masks: { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) },
-  }, {
+  const motion = Array.from({ length: M }, () => image.pixels.data);
+  const it = denoiseClip(m, await clipInputs(m, image, audio, 0, motion), {
     steps: o.steps,
     cfg: o.cfg,
     motionScale: o.motionScale,

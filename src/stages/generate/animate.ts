@@ -11,7 +11,7 @@ import { f32, type F32Tensor } from "../../tensor.ts";
 import { projectAudio } from "../networks/projections.ts";
 import { videoFrame, videoToFrames } from "../video/frames.ts";
 import type { HalloModels } from "./models.ts";
-import { runClip } from "./pipeline.ts";
+import { type ClipInputs, runClip } from "./pipeline.ts";
 import type { BankCache } from "./bank_cache.ts";
 
 /** The reference image's conditioning, as the image stage returns it. */
@@ -135,6 +135,42 @@ function repeatRows(t: F32Tensor, frames: number): F32Tensor {
   return f32([frames, hw], out);
 }
 
+/** The masks of a clip: every pyramid level repeated over the clip's frames. */
+export function clipMasks(image: ImageConditioning, frames: number): ClipInputs["masks"] {
+  const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, frames));
+  return { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) };
+}
+
+/**
+ * What clip `t` is conditioned on, as inference.py builds it: `[pixels, M1, M2]` where the motion frames are
+ * the reference image itself for clip 0 and, later, the previous clip's last decoded frames (float in
+ * [0, 1], mapped to [-1, 1]); the clip's audio windows through AudioProjModel.
+ */
+export async function clipInputs(
+  m: HalloModels,
+  image: ImageConditioning,
+  audio: AudioConditioning,
+  t: number,
+  motion: readonly Float32Array[],
+  masks: ClipInputs["masks"] = clipMasks(image, m.geometry.frames),
+): Promise<ClipInputs> {
+  const F = m.geometry.frames;
+  const [, H, W] = image.pixels.shape;
+  const px = image.pixels.data;
+  const ref = new Float32Array((1 + motion.length) * px.length);
+  ref.set(px, 0);
+  motion.forEach((fr, i) =>
+    ref.set(t === 0 ? fr : fr.map((v) => Math.fround(v * 2 - 1)), (1 + i) * px.length)
+  );
+  return {
+    refImages: f32([1 + motion.length, 3, H, W], ref),
+    faceEmb: image.faceEmb,
+    audioTokens: await projectAudio(m.audioProj, sliceFrames(audio.windows, t * F, F)),
+    faceRegion: f32([1, 3, H, W], image.faceRegion.data),
+    masks,
+  };
+}
+
 /**
  * Generates every clip into `o.runDir`. The first clip's motion frames are the reference image itself;
  * later clips use the last decoded frames of the previous clip (float, not quantised). The reference UNet
@@ -197,26 +233,12 @@ export async function animate(
   // Clips already on disk consumed their noise: draw and drop it so the stream lines up.
   for (let i = 0; i < start; i++) generator.randn(latentShape, "float16");
   const schedule = makeDdimSchedule();
-  const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, F));
-  const masks = { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) };
+  const masks = clipMasks(image, F);
   const end = o.maxClips !== undefined ? Math.min(clips, start + o.maxClips) : clips;
   let referenceCachedClips = 0;
   for (let t = start; t < end; t++) {
     const t0 = performance.now();
-    const ref = new Float32Array((1 + M) * image.pixels.data.length);
-    ref.set(image.pixels.data, 0);
-    // Motion frames are decoded frames in [0, 1], mapped back to [-1, 1]; clip 0 uses the reference image.
-    motion.forEach((fr, i) =>
-      ref.set(t === 0 ? fr : fr.map((v) => Math.fround(v * 2 - 1)), (1 + i) * image.pixels.data.length)
-    );
-    const audioTokens = await projectAudio(m.audioProj, sliceFrames(audio.windows, t * F, F));
-    const { video, latents } = await runClip(m, {
-      refImages: f32([1 + M, 3, H, W], ref),
-      faceEmb: image.faceEmb,
-      audioTokens,
-      faceRegion: f32([1, 3, H, W], image.faceRegion.data),
-      masks,
-    }, {
+    const { video, latents } = await runClip(m, await clipInputs(m, image, audio, t, motion, masks), {
       steps: o.steps,
       cfg: o.cfg,
       motionScale: o.motionScale,
