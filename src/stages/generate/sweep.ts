@@ -14,7 +14,6 @@
  */
 import { join, resolve } from "node:path";
 import type { SamplerStep } from "../../sampling/sampler.ts";
-import type { Device } from "../../runtime/device.ts";
 import { maskWeights, MotionEnergy, type RegionEnergy } from "../video/motion_energy.ts";
 import { type GridLayout, writeGridVideo } from "../video/grid.ts";
 import { runFrames } from "./animate.ts";
@@ -24,6 +23,7 @@ import {
   loadModelsFor,
   type PreparedInputs,
   prepareInputs,
+  type PrepareOptions,
   type RenderResult,
   type RenderSettings,
   renderVideo,
@@ -38,19 +38,12 @@ export interface SweepAxes {
   lipWeight: number[];
 }
 
-export interface SweepOptions {
+/** What the sweep prepares once (PrepareOptions) and what every run shares. */
+export interface SweepOptions extends PrepareOptions {
   /** Output folder: `<label>.mp4`, `<label>.run/`, grid.mp4, sweep.json, report.html. */
   outDir: string;
-  weightsDir: string;
   steps: number;
   seed: number;
-  /** Video size (multiple of 64; upstream: 512). */
-  size?: number;
-  faceExpandRatio?: number;
-  separate?: boolean;
-  device?: Device;
-  threads?: number;
-  allowMissingFaceModels?: boolean;
   /** Grid video width budget (default 1024). */
   gridMaxWidth?: number;
   /** Extra fields for every run.json and sweep.json (the command line, ...). */
@@ -152,15 +145,7 @@ export async function runSweep(
   const size = o.size ?? 512;
 
   o.onPhase?.(`preparing ${image} and ${audio} ...`);
-  const prepared = await prepareInputs(image, audio, {
-    weightsDir: o.weightsDir,
-    size,
-    faceExpandRatio: o.faceExpandRatio,
-    separate: o.separate,
-    device: o.device,
-    threads: o.threads,
-    allowMissingFaceModels: o.allowMissingFaceModels,
-  });
+  const prepared = await prepareInputs(image, audio, { ...o, size });
   o.onPrepared?.(prepared);
   const sharedPrep: PreparedInputs = {
     ...prepared,
