@@ -13,9 +13,9 @@ import {
   wav2vec2Prefix,
 } from "../../models/wav2vec2.ts";
 import type { AttentionForm } from "../../onnx/layers.ts";
-import { compile } from "../../runtime/cache.ts";
+import { openNetwork } from "./load.ts";
 import type { Device } from "../../runtime/device.ts";
-import { Session } from "../../runtime/session.ts";
+import type { Session } from "../../runtime/session.ts";
 import { f32, type F32Tensor } from "../../tensor.ts";
 import { WeightStore } from "../../weights/store.ts";
 
@@ -90,32 +90,30 @@ function findWeights(dir: string): string {
 export async function loadWav2Vec(dir: string, opts: LoadWav2VecOptions = {}): Promise<Wav2VecModel> {
   const config = readConfig(dir);
   const file = findWeights(dir);
-  const t0 = performance.now();
   const store = WeightStore.open(file);
-  const probes = [...(opts.probes ?? [])];
   const attention = opts.attention ?? "fused";
-  // Building is a few ms and tells which keys are bound, even when the encoded graph comes from the cache.
-  const graph = buildWav2Vec2(store, config, { prefix: wav2vec2Prefix(store), attention });
-  const compiled = compile(
-    { network: "wav2vec2", config: { config, attention }, dtype: "float32", probes, files: [file] },
-    () => graph,
-    probes,
+  // wav2vec2 stays float32, as upstream runs it.
+  const net = await openNetwork(
+    "wav2vec2",
+    { config, attention },
+    [file],
+    (w) => buildWav2Vec2(w ?? store, config, { prefix: wav2vec2Prefix(store), attention }),
+    {
+      device: opts.device,
+      threads: opts.threads,
+      mmapWeights: opts.mmapWeights,
+      probes: opts.probes,
+      weights: store,
+    },
   );
-  const t1 = performance.now();
-  const session = await Session.create(compiled.bytes, compiled.externalRoot, {
-    device: opts.device,
-    threads: opts.threads,
-    mmapWeights: opts.mmapWeights,
-  });
-  const t2 = performance.now();
   return {
     config,
     file,
-    session,
-    probes,
+    session: net.session,
+    probes: net.probes,
     unusedKeys: store.unusedKeys(),
-    timings: { build_s: (t1 - t0) / 1000, session_s: (t2 - t1) / 1000 },
-    release: () => session.release(),
+    timings: net.timings,
+    release: () => net.session.release(),
   };
 }
 
