@@ -22,8 +22,8 @@ import {
 } from "../../models/unet_config.ts";
 import type { Graph, WeightSource } from "../../onnx/graph.ts";
 import type { AttentionProbe } from "../../onnx/layers.ts";
-import type { Session, SessionOptions } from "../../runtime/session.ts";
-import { openNetwork } from "./load.ts";
+import type { Session } from "../../runtime/session.ts";
+import { type NetworkOptions, openNetwork } from "./load.ts";
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
@@ -45,9 +45,8 @@ export interface Probes {
   values?: string[];
 }
 
-export interface LoadOptions extends SessionOptions {
+export interface LoadOptions extends NetworkOptions {
   probes?: Probes;
-  dtype?: "float32" | "float16";
 }
 
 interface Loaded<S> {
