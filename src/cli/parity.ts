@@ -1,13 +1,13 @@
 /**
  * `deno task parity [DIR] [--case NAME]... [--strict] [--json]`: runs every known case of a reference
- * directory (default: ../shared/reference beside the project) and prints one row per compared tensor.
+ * directory (default: tests/reference inside the project) and prints one row per compared tensor.
  */
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { type Row, runParity } from "../parity/runner.ts";
 import { CASES } from "../parity/registry.ts";
 
-const DEFAULT_DIR = fileURLToPath(new URL("../../../shared/reference", import.meta.url));
+const DEFAULT_DIR = fileURLToPath(new URL("../../tests/reference", import.meta.url));
 
 function fmt(v: number | null, digits = 2): string {
   return v === null ? "-" : v.toExponential(digits);

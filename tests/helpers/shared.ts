@@ -1,5 +1,5 @@
 /**
- * Where the shared reference material lives: `../shared` beside the project (as CI lays it out).
+ * Where the reference material lives: `tests/reference/` inside the project (see its README).
  * Tests that need it fail when it is missing; they never skip silently.
  */
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,7 @@ import { WeightStore } from "../../src/weights/store.ts";
 import type { TensorRef } from "../../src/weights/types.ts";
 
 export const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
-export const SHARED = join(PROJECT, "..", "shared");
+export const SHARED = join(PROJECT, "tests");
 export const REFERENCE = join(SHARED, "reference");
 export const TINY = join(REFERENCE, "tiny_models");
 
@@ -24,7 +24,7 @@ export function shared(...parts: string[]): string {
     Deno.statSync(p);
   } catch {
     throw new Error(
-      `${p} is missing: the tests need ../shared (reference vectors and fixtures) beside the project`,
+      `${p} is missing: the tests need tests/reference (reference vectors) inside the project`,
     );
   }
   return p;
