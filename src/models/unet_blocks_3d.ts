@@ -86,14 +86,8 @@ function attentionsAudioMotion(u: UNet3DCtx, a: AttentionLayerArgs, plan: LayerP
   });
   if (u.kw.use_audio_module) {
     const innerChannels = u.cfg.attention_head_dim * Math.floor(plan.audioInC / u.cfg.attention_head_dim);
-    const audio = u.audio;
-    h = audioModule(u, `${block}.audio_modules.${i}`, h, {
-      channels: dim,
-      innerChannels,
-      size,
-      level: plan.level,
-      audio,
-    });
+    const o = { channels: dim, innerChannels, size, level: plan.level, audio: u.audio };
+    h = audioModule(u, `${block}.audio_modules.${i}`, h, o);
   }
   if (plan.motion) {
     const mp = `${block}.motion_modules.${i}`;
@@ -112,11 +106,8 @@ const hasMotion = (kw: HalloUNetKwargs, level: number) =>
 /** CrossAttnDownBlock3D: per layer resnet, attention, audio module, motion module; downsampler. */
 export function crossAttnDownBlock3D(u: UNet3DCtx, a: DownBlockArgs): DownBlockResult {
   const level = a.spec.index;
-  return downBlock(
-    u,
-    a,
-    (l) => attentionsAudioMotion(u, l, { level, audioInC: l.inC, motion: hasMotion(u.kw, level) }),
-  );
+  const motion = hasMotion(u.kw, level);
+  return downBlock(u, a, (l) => attentionsAudioMotion(u, l, { level, audioInC: l.inC, motion }));
 }
 
 /** DownBlock3D: resnets (its motion modules are skipped by the checkpoint branch); downsampler. */
