@@ -15,11 +15,10 @@ import {
   unsqueeze,
 } from "../onnx/layers.ts";
 import type { Value } from "../onnx/graph.ts";
-import type { UNetConfig } from "./unet_config.ts";
-import { type HW, spatialTransformer } from "./unet_parts.ts";
+import { type HW, transformer3DModel, type UNetCtx } from "./unet_parts.ts";
 
-/** Per-level masks, each (B*F, HW, 1), and the three motion-scale scalars. */
-export interface AudioConditioning {
+/** The audio tokens (B*F, tokens, dim), the per-level masks, each (B*F, HW, 1), and the motion-scale scalars. */
+export interface AudioModuleInputs {
   audio: Value;
   audioDim: number;
   full: Value[];
@@ -35,47 +34,65 @@ function zeroConv(c: Ctx, path: string, x: Value, dim: number): Value {
   return add(c, path, y, param(c, path, "bias", [dim]), path);
 }
 
-/** `x` (N, C, H, W) -> same; `innerC` = heads * (block input channels / heads). */
-export function audioModule(
-  c: Ctx,
-  cfg: UNetConfig,
-  path: string,
-  x: Value,
-  ch: number,
-  innerC: number,
-  s: HW,
-  level: number,
-  a: AudioConditioning,
-): Value {
-  const heads = cfg.attention_head_dim;
-  const dimHead = innerC / heads;
-  return spatialTransformer(c, cfg, path, x, ch, innerC, s, (h) => {
-    const bp = `${path}.transformer_blocks.0`;
-    const n1 = layerNorm(c, `${bp}.norm1`, h, innerC, 1e-5);
-    h = add(c, bp, attention(c, `${bp}.attn1`, n1, n1, { queryDim: innerC, heads, dimHead }), h);
-    const n2 = layerNorm(c, `${bp}.norm2`, h, innerC, 1e-5);
-    const branch = (i: number, mask: Value, conv: string) => {
-      const o = attention(c, `${bp}.attn2_${i}`, n2, a.audio, {
-        queryDim: innerC,
-        kvDim: a.audioDim,
-        heads,
-        dimHead,
-      });
-      return zeroConv(c, `${bp}.${conv}`, mul(c, `${bp}.attn2_${i}`, o, mask), innerC);
-    };
-    const full = branch(0, a.full[level], "zero_conv_full");
-    const face = branch(1, a.face[level], "zero_conv_face");
-    const lip = branch(2, a.lip[level], "zero_conv_lip");
-    const mixed = add(
-      c,
-      bp,
-      add(c, bp, mul(c, bp, full, a.scale[0]), mul(c, bp, face, a.scale[1])),
-      mul(c, bp, lip, a.scale[2]),
-    );
-    h = add(c, bp, mixed, h);
-    const n3 = layerNorm(c, `${bp}.norm3`, h, innerC, 1e-5);
-    return add(c, bp, feedForward(c, `${bp}.ff`, n3, innerC), h, bp);
+/** Where an audio module runs. */
+export interface AudioModuleOptions {
+  channels: number;
+  /** heads * (block input channels / heads): proj_in's output channels. */
+  innerChannels: number;
+  size: HW;
+  /** Index of the mask pyramid level (the block's depth). */
+  level: number;
+  audio: AudioModuleInputs;
+}
+
+/** The audio module: a Transformer3DModel around one AudioTemporalBasicTransformerBlock; `x` (N, C, H, W). */
+export function audioModule(u: UNetCtx, path: string, x: Value, o: AudioModuleOptions): Value {
+  const dim = o.innerChannels;
+  return transformer3DModel(u, path, x, {
+    channels: o.channels,
+    innerChannels: dim,
+    size: o.size,
+    block: (tokens) =>
+      audioTemporalBasicTransformerBlock(u, `${path}.transformer_blocks.0`, tokens, {
+        dim,
+        level: o.level,
+        audio: o.audio,
+      }),
   });
+}
+
+/**
+ * AudioTemporalBasicTransformerBlock: `h = attn1(norm1(x)) + x`; the three masked audio cross-attentions of
+ * norm2(h) through their zero convs, mixed by motion_scale, `+ h`; `ff(norm3(h)) + h`.
+ */
+export function audioTemporalBasicTransformerBlock(
+  c: UNetCtx,
+  bp: string,
+  x: Value,
+  o: { dim: number; level: number; audio: AudioModuleInputs },
+): Value {
+  const { dim, level, audio: a } = o;
+  const heads = c.cfg.attention_head_dim;
+  const dimHead = dim / heads;
+  const n1 = layerNorm(c, `${bp}.norm1`, x, dim, 1e-5);
+  let h = add(c, bp, attention(c, `${bp}.attn1`, n1, n1, { queryDim: dim, heads, dimHead }), x);
+  const n2 = layerNorm(c, `${bp}.norm2`, h, dim, 1e-5);
+  const branch = (i: number, mask: Value, conv: string) => {
+    const o = attention(c, `${bp}.attn2_${i}`, n2, a.audio, {
+      queryDim: dim,
+      kvDim: a.audioDim,
+      heads,
+      dimHead,
+    });
+    return zeroConv(c, `${bp}.${conv}`, mul(c, `${bp}.attn2_${i}`, o, mask), dim);
+  };
+  const full = branch(0, a.full[level], "zero_conv_full");
+  const face = branch(1, a.face[level], "zero_conv_face");
+  const lip = branch(2, a.lip[level], "zero_conv_lip");
+  const fullFace = add(c, bp, mul(c, bp, full, a.scale[0]), mul(c, bp, face, a.scale[1]));
+  h = add(c, bp, add(c, bp, fullFace, mul(c, bp, lip, a.scale[2])), h);
+  const n3 = layerNorm(c, `${bp}.norm3`, h, dim, 1e-5);
+  return add(c, bp, feedForward(c, `${bp}.ff`, n3, dim), h, bp);
 }
 
 /** A per-level mask input (B*F, HW) as (B*F, HW, 1). */

@@ -2,8 +2,14 @@
  * The reference-attention bank layout (mutual_self_attention.py): every spatial transformer block of
  * a UNet, in DFS order (down_blocks, up_blocks, mid_block), stably sorted by channels descending.
  * Writer and reader lists are sorted the same way and zipped, so entry i pairs same-position blocks.
+ * Also the attn1 forwards ReferenceAttentionControl installs: `writeBank` (reference UNet) and `readBank`
+ * (denoising UNet), and the reader's bank inputs.
  */
+import type { Value } from "../onnx/graph.ts";
+import { attention, concat, type Ctx, reshape, slice } from "../onnx/layers.ts";
+import { rearrange } from "../onnx/rearrange.ts";
 import { downBlocks, type UNetConfig, upBlocks } from "./unet_config.ts";
+import { heads, type UNetCtx } from "./unet_parts.ts";
 
 export interface BankSlot {
   /** Module path of the transformer block, e.g. `down_blocks.2.attentions.0.transformer_blocks.0`. */
@@ -43,4 +49,83 @@ export function bankSlots(cfg: UNetConfig): BankSlot[] {
   return dfs.map((s, i) => ({ s, i })).sort((a, b) => b.s.channels - a.s.channels || a.i - b.i).map((x) =>
     x.s
   );
+}
+
+// ---------------------------------------------------------------- ReferenceAttentionControl's attn1 forwards
+
+/**
+ * "write" (mutual_self_attention.py): the bank entry is norm1's output, a graph output named `<block>.norm1`;
+ * attn1 is then plain self-attention.
+ */
+export function writeBank(u: UNetCtx, path: string, norm1: Value, dim: number): Value {
+  u.g.output(norm1);
+  return attention(u, `${path}.attn1`, norm1, norm1, { queryDim: dim, ...heads(u.cfg, dim) });
+}
+
+/** One bank entry as the reader sees it. */
+export interface BankEntry {
+  /** `[:, 0]`: the reference image's tokens per CFG copy, (b, l, c). */
+  ref: Value;
+  /** `[:, 1:]`: the motion frames' tokens, (b, m, l, c). */
+  motion: Value;
+}
+
+/** Geometry of the reader's bank inputs. */
+export interface BankShape {
+  /** CFG copies (2 with CFG). */
+  batch: number;
+  motionFrames: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * Declares the bank graph inputs `bank.<block path>`, each (b*(1+m), l, c) as the writer produced it, and splits
+ * them into the reference tokens and the motion frames, keyed by block path.
+ */
+export function bankInputs(c: Ctx, cfg: UNetConfig, shape: BankShape): Map<string, BankEntry> {
+  const { batch: b, motionFrames: m } = shape;
+  const bank = new Map<string, BankEntry>();
+  for (const slot of bankSlots(cfg)) {
+    const l = Math.ceil(shape.height / slot.scale) * Math.ceil(shape.width / slot.scale);
+    const name = `bank.${slot.path}`;
+    const input = c.g.input(name, [b * (1 + m), l, slot.channels]);
+    const x = rearrange(c, name, input, "(b s) l c -> b s l c", { b, s: 1 + m, l, c: slot.channels });
+    const ref = reshape(c, name, slice(c, name, x, [0], [1], [1]), [b, l, slot.channels]);
+    bank.set(slot.path, { ref, motion: slice(c, name, x, [1], [1 + m], [1]) });
+  }
+  return bank;
+}
+
+/** What the reader's attn1 needs besides norm1's output. */
+export interface ReadBankOptions {
+  dim: number;
+  entry: BankEntry;
+  /** CFG copies; with 2 the first (uncond) half attends to itself only. */
+  batch: number;
+  frames: number;
+}
+
+/**
+ * "read": keys/values are the block's own tokens followed by the bank's. Row k reads copy `k % b` (upstream's
+ * `[:, 0].repeat(1, f, 1, 1)` on a 3-D tensor interleaves); with CFG the uncond half gets plain self-attention.
+ */
+export function readBank(u: UNetCtx, path: string, norm1: Value, o: ReadBankOptions): Value {
+  const { batch: b, frames: f } = o;
+  const n = b * f;
+  const hd = { queryDim: o.dim, ...heads(u.cfg, o.dim) };
+  const condStart = b === 2 ? f : 0;
+  const rows = Array.from({ length: n - condStart }, (_, i) => (condStart + i) % b);
+  const bankRows = u.g.op1("Gather", [o.entry.ref, u.g.ints(`${path}.bank_rows`, rows)], {
+    path,
+    attrs: { axis: 0 },
+  });
+  const nCond = condStart ? slice(u, path, norm1, [condStart], [n], [0]) : norm1;
+  const kv = concat(u, path, [nCond, bankRows], 1);
+  // Built first so a probe of attn1 names the reference-reading half `${path}.attn1.probs` (keys: own tokens,
+  // then the bank's); the uncond half's probabilities, if probed, come out as `...probs#1`.
+  const cond = attention(u, `${path}.attn1`, nCond, kv, hd);
+  if (!condStart) return cond;
+  const nU = slice(u, path, norm1, [0], [condStart], [0]);
+  return concat(u, path, [attention(u, `${path}.attn1`, nU, nU, hd), cond], 0);
 }

@@ -17,23 +17,28 @@ import {
   transpose,
 } from "../onnx/layers.ts";
 import type { Value } from "../onnx/graph.ts";
+import { rearrange } from "../onnx/rearrange.ts";
 import type { HalloUNetKwargs } from "./unet_config.ts";
 import type { HW } from "./unet_parts.ts";
 
-/**
- * `x` is (B, F, C, H, W) flattened as (B*F, C, H, W); returns the same layout.
- * `frames` = F (motion frames included), `batch` = B.
- */
+/** Where a motion module runs. */
+export interface MotionModuleOptions {
+  channels: number;
+  size: HW;
+  batch: number;
+  /** Frames along the attention axis, motion frames included. */
+  frames: number;
+}
+
+/** `x` is (B, F, C, H, W) flattened as (B*F, C, H, W); returns the same layout. */
 export function motionModule(
   c: Ctx,
   kw: HalloUNetKwargs,
   path: string,
   x: Value,
-  ch: number,
-  s: HW,
-  batch: number,
-  frames: number,
+  o: MotionModuleOptions,
 ): Value {
+  const { channels: ch, size: s, batch, frames } = o;
   const mk = kw.motion_module_kwargs;
   const heads = mk.num_attention_heads;
   const dimHead = ch / heads / mk.temporal_attention_dim_div;
@@ -44,12 +49,9 @@ export function motionModule(
   const n = groupNorm(c, `${tt}.norm`, x, { channels: ch, groups: 32, eps: 1e-6, rank: 4 });
   const tokens = reshape(c, tt, transpose(c, tt, n, [0, 2, 3, 1]), [batch * frames, hw, ch]);
   let h = linear(c, `${tt}.proj_in`, tokens, ch, inner);
-  // "(b f) d c -> (b d) f c": per-token layers are layout-agnostic, so the whole block runs in this layout.
-  h = reshape(c, tt, transpose(c, tt, reshape(c, tt, h, [batch, frames, hw, inner]), [0, 2, 1, 3]), [
-    batch * hw,
-    frames,
-    inner,
-  ]);
+  // VersatileAttention's layout, kept through the whole block: its per-token layers do not mind it.
+  const dims = { b: batch, f: frames, d: hw, c: inner };
+  h = rearrange(c, tt, h, "(b f) d c -> (b d) f c", dims);
   for (let b = 0; b < mk.num_transformer_block; b++) {
     const bp = `${tt}.transformer_blocks.${b}`;
     mk.attention_block_types.forEach((kind, i) => {
@@ -65,12 +67,8 @@ export function motionModule(
     const f = layerNorm(c, `${bp}.ff_norm`, h, inner, 1e-5);
     h = add(c, bp, feedForward(c, `${bp}.ff`, f, inner), h, bp);
   }
-  h = reshape(c, tt, transpose(c, tt, reshape(c, tt, h, [batch, hw, frames, inner]), [0, 2, 1, 3]), [
-    batch * frames,
-    hw,
-    inner,
-  ]);
-  const o = linear(c, `${tt}.proj_out`, h, inner, ch);
-  const back = transpose(c, tt, reshape(c, tt, o, [batch * frames, s.h, s.w, ch]), [0, 3, 1, 2]);
+  h = rearrange(c, tt, h, "(b d) f c -> (b f) d c", dims);
+  const out = linear(c, `${tt}.proj_out`, h, inner, ch);
+  const back = transpose(c, tt, reshape(c, tt, out, [batch * frames, s.h, s.w, ch]), [0, 3, 1, 2]);
   return add(c, path, back, x, path);
 }

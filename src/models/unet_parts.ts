@@ -1,10 +1,14 @@
 /**
- * Building blocks shared by the reference UNet and the denoising UNet. Activations are NCHW with
- * frames folded into the batch (`(b f) c h w`), which is how every spatial layer of the 3D UNet runs.
+ * Modules shared by the reference UNet and the denoising UNet, named after upstream's classes: the time
+ * embedding, ResnetBlock2D/3D, Downsample2D, Upsample2D, Transformer2DModel/3DModel and BasicTransformerBlock.
+ * Activations are NCHW with frames folded into the batch (`(b f) c h w`), which is how every spatial layer of
+ * the 3D UNet runs; in that layout hallo's 3D modules compute what the 2D ones do.
  */
 import {
   add,
   attention,
+  type AttentionForm,
+  type AttentionProbe,
   conv2d,
   type Ctx,
   feedForward,
@@ -18,13 +22,40 @@ import {
   unsqueeze,
   upsampleNearest2x,
 } from "../onnx/layers.ts";
-import type { Value } from "../onnx/graph.ts";
+import { Graph, type GraphDType, type Value, type WeightSource } from "../onnx/graph.ts";
 import type { UNetConfig } from "./unet_config.ts";
 
 /** Spatial size of an activation, fixed at build time. */
 export interface HW {
   h: number;
   w: number;
+}
+
+/** Options of both UNet builders. */
+export interface BuildOptions {
+  /** Key prefix of the network in the checkpoint (default: the graph name and a dot). */
+  prefix?: string;
+  dtype?: GraphDType;
+  attention?: AttentionForm;
+  attentionProbes?: ReadonlyMap<string, AttentionProbe>;
+}
+
+/** What every UNet module reads besides the graph: the config and SiLU(temb), shared by every resnet. */
+export interface UNetCtx extends Ctx {
+  cfg: UNetConfig;
+  /** SiLU of the time embedding: the input of every resnet's `time_emb_proj`. */
+  temb: Value;
+}
+
+/** The graph `name` and its layer context; weights are bound under `prefix` (default `${name}.`). */
+export function unetGraph(name: string, w: WeightSource, o: BuildOptions): Ctx {
+  return {
+    g: new Graph(name, o.dtype ?? "float32"),
+    w,
+    prefix: o.prefix ?? `${name}.`,
+    attention: o.attention ?? "fused",
+    attentionProbes: o.attentionProbes,
+  };
 }
 
 /** `time_proj` + `time_embedding` (linear_1, SiLU, linear_2): timestep (1,) -> (1, 4*C0). */
@@ -38,44 +69,51 @@ export function timeEmbedding(c: Ctx, cfg: UNetConfig, t: Value): Value {
   return linear(c, "time_embedding.linear_2", h, 4 * c0, 4 * c0, true, "time_embedding");
 }
 
-/**
- * ResnetBlock2D / ResnetBlock3D (the 3D one normalises per frame, which is the folded layout):
- * norm1, SiLU, conv1, + time_emb_proj(SiLU(temb)), norm2, SiLU, conv2, shortcut, sum.
- * `tembAct` is SiLU(temb), shared by every resnet.
- */
-export function resnet(
-  c: Ctx,
-  cfg: UNetConfig,
-  path: string,
-  x: Value,
-  tembAct: Value,
-  inC: number,
-  outC: number,
-): Value {
-  const groups = cfg.norm_num_groups;
-  let h = groupNorm(c, `${path}.norm1`, x, { channels: inC, groups, eps: cfg.norm_eps, rank: 4 });
-  h = conv2d(c, `${path}.conv1`, silu(c, path, h), { inC, outC, k: 3, pad: 1 });
-  const tembC = 4 * cfg.block_out_channels[0];
-  const t = unsqueeze(c, path, linear(c, `${path}.time_emb_proj`, tembAct, tembC, outC), [2, 3]);
-  h = add(c, path, h, t);
-  h = groupNorm(c, `${path}.norm2`, h, { channels: outC, groups, eps: cfg.norm_eps, rank: 4 });
-  h = conv2d(c, `${path}.conv2`, silu(c, path, h), { inC: outC, outC, k: 3, pad: 1 });
-  const skip = inC !== outC ? conv2d(c, `${path}.conv_shortcut`, x, { inC, outC: outC, k: 1 }) : x;
-  return add(c, path, skip, h, path);
+/** Channels in and out of a resnet. */
+export interface ResnetOptions {
+  inC: number;
+  outC: number;
 }
 
-export function downsample(c: Ctx, cfg: UNetConfig, path: string, x: Value, ch: number): Value {
-  return conv2d(c, `${path}.conv`, x, {
-    inC: ch,
-    outC: ch,
+/**
+ * ResnetBlock2D: norm1, SiLU, conv1, + time_emb_proj(SiLU(temb)), norm2, SiLU, conv2, shortcut, sum.
+ */
+export function resnetBlock2D(u: UNetCtx, path: string, x: Value, o: ResnetOptions): Value {
+  const { cfg } = u;
+  const { inC, outC } = o;
+  const groups = cfg.norm_num_groups;
+  let h = groupNorm(u, `${path}.norm1`, x, { channels: inC, groups, eps: cfg.norm_eps, rank: 4 });
+  h = conv2d(u, `${path}.conv1`, silu(u, path, h), { inC, outC, k: 3, pad: 1 });
+  const tembC = 4 * cfg.block_out_channels[0];
+  const t = unsqueeze(u, path, linear(u, `${path}.time_emb_proj`, u.temb, tembC, outC), [2, 3]);
+  h = add(u, path, h, t);
+  h = groupNorm(u, `${path}.norm2`, h, { channels: outC, groups, eps: cfg.norm_eps, rank: 4 });
+  h = conv2d(u, `${path}.conv2`, silu(u, path, h), { inC: outC, outC, k: 3, pad: 1 });
+  const skip = inC !== outC ? conv2d(u, `${path}.conv_shortcut`, x, { inC, outC: outC, k: 1 }) : x;
+  return add(u, path, skip, h, path);
+}
+
+/**
+ * ResnetBlock3D (hallo resnet.py): InflatedConv3d and InflatedGroupNorm fold the frames into the batch, so on
+ * the folded layout it is ResnetBlock2D.
+ */
+export const resnetBlock3D: typeof resnetBlock2D = resnetBlock2D;
+
+/** Downsample2D: a stride-2 3x3 conv. */
+export function downsample2D(u: UNetCtx, path: string, x: Value, channels: number): Value {
+  return conv2d(u, `${path}.conv`, x, {
+    inC: channels,
+    outC: channels,
     k: 3,
     stride: 2,
-    pad: cfg.downsample_padding ?? 1,
+    pad: u.cfg.downsample_padding ?? 1,
   }, path);
 }
 
-export function upsample(c: Ctx, path: string, x: Value, ch: number): Value {
-  return conv2d(c, `${path}.conv`, upsampleNearest2x(c, path, x), { inC: ch, outC: ch, k: 3, pad: 1 }, path);
+/** Upsample2D: nearest 2x, then a 3x3 conv. */
+export function upsample2D(u: UNetCtx, path: string, x: Value, channels: number): Value {
+  const opts = { inC: channels, outC: channels, k: 3, pad: 1 };
+  return conv2d(u, `${path}.conv`, upsampleNearest2x(u, path, x), opts, path);
 }
 
 /** NCHW -> tokens (N, HW, C). */
@@ -88,54 +126,83 @@ export function fromTokens(c: Ctx, path: string, x: Value, ch: number, s: HW): V
   return transpose(c, path, reshape(c, path, x, [-1, s.h, s.w, ch]), [0, 3, 1, 2]);
 }
 
+/** What a Transformer2DModel wraps. */
+export interface TransformerOptions {
+  channels: number;
+  /** proj_in's output channels (default `channels`; the audio modules differ). */
+  innerChannels?: number;
+  size: HW;
+  /** The transformer block(s) on the tokens (N, HW, inner). */
+  block: (tokens: Value) => Value;
+}
+
 /**
- * Transformer2DModel / Transformer3DModel wrapper (use_linear_projection false): GroupNorm(eps 1e-6),
- * 1x1 proj_in, tokens, `block(tokens)`, proj_out, + residual. `innerC` may differ from `ch` (audio modules).
+ * Transformer2DModel (use_linear_projection false): GroupNorm(eps 1e-6), 1x1 proj_in, tokens, the block,
+ * proj_out, + residual.
  */
-export function spatialTransformer(
-  c: Ctx,
-  cfg: UNetConfig,
-  path: string,
-  x: Value,
-  ch: number,
-  innerC: number,
-  s: HW,
-  block: (tokens: Value) => Value,
-): Value {
-  const n = groupNorm(c, `${path}.norm`, x, {
+export function transformer2DModel(u: UNetCtx, path: string, x: Value, o: TransformerOptions): Value {
+  const ch = o.channels;
+  const innerC = o.innerChannels ?? ch;
+  const n = groupNorm(u, `${path}.norm`, x, {
     channels: ch,
-    groups: cfg.norm_num_groups,
+    groups: u.cfg.norm_num_groups,
     eps: 1e-6,
     rank: 4,
   });
-  const p = conv2d(c, `${path}.proj_in`, n, { inC: ch, outC: innerC, k: 1 });
-  const h = block(toTokens(c, path, p, innerC, s));
-  const o = conv2d(c, `${path}.proj_out`, fromTokens(c, path, h, innerC, s), { inC: innerC, outC: ch, k: 1 });
-  return add(c, path, o, x, path);
+  const p = conv2d(u, `${path}.proj_in`, n, { inC: ch, outC: innerC, k: 1 });
+  const h = o.block(toTokens(u, path, p, innerC, o.size));
+  const out = conv2d(u, `${path}.proj_out`, fromTokens(u, path, h, innerC, o.size), {
+    inC: innerC,
+    outC: ch,
+    k: 1,
+  });
+  return add(u, path, out, x, path);
 }
+
+/**
+ * Transformer3DModel (hallo transformer_3d.py) rearranges "b c f h w -> (b f) c h w" around the same
+ * computation; on the folded layout it is Transformer2DModel.
+ */
+export const transformer3DModel: typeof transformer2DModel = transformer2DModel;
 
 /** Heads/dim of the SD attention blocks: `attention_head_dim` is the head count. */
 export function heads(cfg: UNetConfig, dim: number): { heads: number; dimHead: number } {
   return { heads: cfg.attention_head_dim, dimHead: dim / cfg.attention_head_dim };
 }
 
-/** The cross-attention + feed-forward tail of a BasicTransformerBlock (norm2/attn2, norm3/ff). */
-export function crossAndFeedForward(
-  c: Ctx,
-  cfg: UNetConfig,
+/** What a BasicTransformerBlock reads. */
+export interface BasicTransformerBlockOptions {
+  dim: number;
+  /** The encoder_hidden_states of attn2, (N, tokens, cross_attention_dim). */
+  context: Value;
+  /**
+   * attn1 on norm1's output, without the residual: plain self-attention, or ReferenceAttentionControl's
+   * write/read forward (bank.ts).
+   */
+  attn1: (norm1: Value) => Value;
+}
+
+/**
+ * BasicTransformerBlock / TemporalBasicTransformerBlock (no temporal attention at inference):
+ * `h = attn1(norm1(x)) + x`, `h = attn2(norm2(h), context) + h`, `ff(norm3(h)) + h`.
+ */
+export function basicTransformerBlock(
+  u: UNetCtx,
   path: string,
-  h: Value,
-  dim: number,
-  context: Value,
+  x: Value,
+  o: BasicTransformerBlockOptions,
 ): Value {
-  const hd = heads(cfg, dim);
-  const n2 = layerNorm(c, `${path}.norm2`, h, dim, 1e-5);
-  h = add(
-    c,
-    path,
-    attention(c, `${path}.attn2`, n2, context, { queryDim: dim, kvDim: cfg.cross_attention_dim, ...hd }),
-    h,
-  );
-  const n3 = layerNorm(c, `${path}.norm3`, h, dim, 1e-5);
-  return add(c, path, feedForward(c, `${path}.ff`, n3, dim), h, path);
+  const { dim } = o;
+  const hd = heads(u.cfg, dim);
+  const n1 = layerNorm(u, `${path}.norm1`, x, dim, 1e-5);
+  let h = add(u, path, o.attn1(n1), x);
+  const n2 = layerNorm(u, `${path}.norm2`, h, dim, 1e-5);
+  const attn2 = attention(u, `${path}.attn2`, n2, o.context, {
+    queryDim: dim,
+    kvDim: u.cfg.cross_attention_dim,
+    ...hd,
+  });
+  h = add(u, path, attn2, h);
+  const n3 = layerNorm(u, `${path}.norm3`, h, dim, 1e-5);
+  return add(u, path, feedForward(u, `${path}.ff`, n3, dim), h, path);
 }
