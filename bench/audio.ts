@@ -169,7 +169,7 @@ async function main(args: string[]): Promise<void> {
   Deno.env.set("HALLO_GRAPH_CACHE", "off"); // benchmark graphs must not fill the user cache
   const tmp = await Deno.makeTempDir({ prefix: "hallo_bench_audio_" });
   try {
-    // Tiny random weights, generated once: the benchmark needs neither ../shared nor the real weights.
+    // Tiny random weights, generated once: the benchmark needs neither the reference set nor the real weights.
     const { dir: tiny } = await ensureTinyWeights();
     console.log(`audio bench: ${threads} ORT thread(s), ${navigator.hardwareConcurrency} cores visible\n`);
 

@@ -23,7 +23,7 @@ import { separateVocalsToFiles } from "../src/stages/audio/separate_file.ts";
 import { assertArrayEqual, errors, interleaved, planar } from "./helpers/audio_assert.ts";
 import { f32Tensors, shared } from "./helpers/shared.ts";
 
-/** Upstream's MDX references (a clear error when ../shared is missing). */
+/** Upstream's MDX references (a clear error when tests/reference lacks them). */
 const mdxDir = () => shared("reference", "preprocess", "mdx");
 const identity = (s: Float32Array) => s;
 

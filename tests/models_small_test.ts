@@ -25,7 +25,7 @@ import { fakeStore, fullKeys, referenceCase, shared, tinyModel } from "./helpers
 import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
-/** The tiny net.pth (a clear error when ../shared is missing). */
+/** The tiny net.pth (a clear error when tests/reference lacks it). */
 const tinyNet = () => tinyModel("hallo", "net.pth");
 
 // Compiled graphs must not land in a user cache during tests.
@@ -96,12 +96,7 @@ Deno.test({
       await ip.release();
       await ap.release();
     }
-    const vaeFile = shared(
-      "reference",
-      "tiny_models",
-      "sd-vae-ft-mse",
-      "diffusion_pytorch_model.safetensors",
-    );
+    const vaeFile = tinyModel("sd-vae-ft-mse", "diffusion_pytorch_model.safetensors");
     await assert.rejects(() => loadImageProj(vaeFile), /no 'imageproj\.\*' tensors/);
     // The full-size default config over the tiny checkpoint: a shape error naming the key.
     await assert.rejects(

@@ -23,7 +23,7 @@ import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
-/** The tiny sd-vae-ft-mse folder (a clear error when ../shared is missing). */
+/** The tiny sd-vae-ft-mse folder (a clear error when tests/reference lacks it). */
 const vaeDir = () => tinyModel("sd-vae-ft-mse");
 
 // Compiled graphs must not land in a user cache during tests.

@@ -22,7 +22,7 @@ import type { TensorRef } from "../src/weights/types.ts";
 import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 
-/** The tiny wav2vec2 folder (a clear error when ../shared is missing). */
+/** The tiny wav2vec2 folder (a clear error when tests/reference lacks it). */
 const tinyWav2Vec = () => tinyModel("wav2vec", "wav2vec2-base-960h");
 
 // Compiled graphs must not land in a user cache during tests.

@@ -17,13 +17,15 @@ import { MissingWeightsError } from "../src/weights/locate.ts";
 import { errors } from "./helpers/audio_assert.ts";
 import { media, mediaDir } from "./helpers/audio_media.ts";
 import { writeIdentityMdxModel } from "./helpers/mdx_identity.ts";
-import { f32Tensors, REFERENCE, shared, TINY } from "./helpers/shared.ts";
+import { f32Tensors, REFERENCE, shared, tinyModel } from "./helpers/shared.ts";
 
 // Compiled graphs must not land in a user cache during tests.
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
 const tmp = Deno.makeTempDirSync({ prefix: "hallo_prepare_audio_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
+/** This module's private copy of the tiny checkpoints (sessions never open on tests/reference itself). */
+const TINY = tinyModel();
 const BASE: PrepareAudioOptions = { weightsDir: TINY, threads: 1, cacheDir: join(tmp, "cache") };
 
 /** The tiny model's (layers, hidden) from its config. */

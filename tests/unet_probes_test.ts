@@ -4,7 +4,6 @@
  * without probes.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import type { HalloUNetKwargs } from "../src/models/unet_config.ts";
 import {
   type Bank,
@@ -14,7 +13,7 @@ import {
 } from "../src/stages/networks/unets.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { readCase, readIndex } from "../src/parity/reference.ts";
-import { REFERENCE, shared } from "./helpers/shared.ts";
+import { REFERENCE, shared, tinyModel } from "./helpers/shared.ts";
 
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
@@ -35,7 +34,7 @@ Deno.test("UNet probes: shapes, rows sum to 1, main output unchanged", async () 
     motionFrames: 2,
   };
   const src = {
-    weightsDir: join(REFERENCE, "tiny_models"),
+    weightsDir: tinyModel(),
     kwargs: index.common?.configs?.unet_additional_kwargs as HalloUNetKwargs,
   };
   const self = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";

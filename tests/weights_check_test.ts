@@ -1,6 +1,6 @@
 /**
  * `weights check`, requireWeights, resolveWeightsDir and the format checks of verify.ts: the tiny upstream
- * checkpoints in ../shared/reference/tiny_models pass, an empty folder names every required file, and
+ * checkpoints in tests/reference/tiny_models pass, an empty folder names every required file, and
  * each kind of broken file is caught with a message naming the problem.
  */
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-/** Reading a reference directory (format of shared/reference/README.md). */
+/** Reading a reference directory (format of tests/reference/README.md). */
 import { join } from "node:path";
 import { openCheckpoint } from "../weights/checkpoint.ts";
 import { readTensorF32 } from "../weights/convert.ts";

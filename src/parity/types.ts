@@ -28,6 +28,8 @@ export interface ParityCase {
   tolerance: number;
   /** Per-tensor tolerances that override `tolerance` (0 = exact). */
   tolerances?: Readonly<Record<string, number>>;
+  /** Tolerance of a tensor by its name, for names that depend on the case (`timesteps_<N>`); undefined = default. */
+  toleranceOf?(tensor: string): number | undefined;
   /** Reference tensors not to compare (inputs are never compared). */
   skip?: readonly string[];
   run(input: CaseInput): Promise<CaseResult>;

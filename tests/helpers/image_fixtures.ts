@@ -6,7 +6,7 @@ import sharp from "sharp";
 import type { U8Image } from "../../src/stages/image/types.ts";
 import { shared } from "./shared.ts";
 
-/** Folder of upstream's mask references (a clear error when ../shared is missing). */
+/** Folder of upstream's mask references (a clear error when tests/reference lacks them). */
 export function maskRef(): string {
   return shared("reference", "preprocess", "masks");
 }

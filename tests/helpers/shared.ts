@@ -1,6 +1,8 @@
 /**
- * Where the reference material lives: `tests/reference/` inside the project (see its README).
- * Tests that need it fail when it is missing; they never skip silently.
+ * Where the reference material lives: `tests/reference/` inside the project (see its README). Tests read
+ * it in place but never write there: everything that opens a session (and so compiles a graph into a
+ * `.hallo-cache/` beside the checkpoint) gets the tiny checkpoints from `tinyModel()`, a private copy in a
+ * temp folder. Tests that need the material fail when it is missing; they never skip silently.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -11,13 +13,21 @@ import { type Checkpoint, openCheckpoint } from "../../src/weights/checkpoint.ts
 import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
 import type { TensorRef } from "../../src/weights/types.ts";
+import { tempCopyOnce } from "./temp_copy.ts";
 
+/** The project root. */
 export const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
+/** The folder that holds `reference/` (the project's tests/; the name is kept for the importers). */
 export const SHARED = join(PROJECT, "tests");
+/** The reference set, read-only for tests. */
 export const REFERENCE = join(SHARED, "reference");
+/**
+ * The tiny checkpoints inside the reference set: read them, never open sessions on them (use
+ * `tinyModel()`, which hands out a writable copy).
+ */
 export const TINY = join(REFERENCE, "tiny_models");
 
-/** Returns `path` under shared/, throwing a clear error when it does not exist. */
+/** Returns `path` under tests/ (e.g. `shared("reference", "index.json")`), or throws a clear error. */
 export function shared(...parts: string[]): string {
   const p = join(SHARED, ...parts);
   try {
@@ -30,9 +40,23 @@ export function shared(...parts: string[]): string {
   return p;
 }
 
-/** Returns `path` under shared/reference/tiny_models (upstream's tiny checkpoints), or throws clearly. */
+/**
+ * This test module's private copy of the reference set (index, cases and tiny_models/, not preprocess/),
+ * made in a temp folder on first use and removed when the module unloads. Graph and fp16 caches of
+ * sessions opened on it land in the copy.
+ */
+export function referenceCopy(): string {
+  shared("reference", "index.json");
+  return tempCopyOnce(REFERENCE, ["preprocess"]);
+}
+
+/**
+ * `path` under the tiny checkpoints (upstream's, laid out like `pretrained_models/`) of this module's
+ * private copy of the reference set, or a clear error when the reference set lacks it.
+ */
 export function tinyModel(...parts: string[]): string {
-  return shared("reference", "tiny_models", ...parts);
+  shared("reference", "tiny_models", ...parts);
+  return join(referenceCopy(), "tiny_models", ...parts);
 }
 
 /** Every tensor of a safetensors (or .pth) file as float32, by name, through the project's checkpoint reader. */
@@ -43,12 +67,13 @@ export function f32Tensors(path: string): Map<string, F32Tensor> {
 }
 
 /**
- * Reference case `name` of shared/reference as the parity runner reads it: `<name>.json`, every tensor of
- * `<name>.safetensors` as float32, and index.json.
+ * Reference case `name` as the parity runner reads it: `<name>.json`, every tensor of `<name>.safetensors`
+ * as float32, and index.json; its `dir` is this module's private copy (see `referenceCopy`), so a case
+ * that loads the tiny models writes its caches there.
  */
 export function referenceCase(name: string): CaseInput {
-  const dir = shared("reference");
   shared("reference", `${name}.json`);
+  const dir = referenceCopy();
   return readCase(dir, readIndex(dir), name);
 }
 

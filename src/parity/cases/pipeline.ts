@@ -1,56 +1,92 @@
 /**
- * Parity case `pipeline`: one FaceAnimatePipeline call with the tiny models (2 DDIM steps, CFG 3.5), the
- * recorded initial latents injected. Compares the reference-UNet input, every raw noise prediction, the
- * latents after every step and the decoded video.
+ * Parity case `pipeline`: one FaceAnimatePipeline call with the tiny models (DDIM, CFG), the recorded initial
+ * latents injected. Compares the reference-UNet input, every raw noise prediction, the latents after every
+ * step and the decoded video. Steps, guidance scale, motion scale and scheduler come from the sidecar; sizes,
+ * frames and motion frames from the tensors' shapes (checked against the sidecar's numbers); the module
+ * configs from index.json. The sidecar's generator seed is not needed: upstream's draw is recorded as
+ * `initial_latents` (a float32 CPU draw depends on the CPU's vector path, so the seed alone cannot redo it).
  */
 import { join } from "node:path";
 import type { AudioProjConfig } from "../../models/audio_proj.ts";
 import type { FaceLocatorConfig } from "../../models/face_locator.ts";
 import type { ImageProjConfig } from "../../models/image_proj.ts";
 import type { HalloUNetKwargs } from "../../models/unet_config.ts";
-import { ddimConfig, makeDdimSchedule } from "../../sampling/ddim.ts";
+import { ddimConfig, ddimTimesteps, makeDdimSchedule } from "../../sampling/ddim.ts";
 import { loadHalloModels } from "../../stages/generate/models.ts";
 import { denoiseClip } from "../../stages/generate/pipeline.ts";
 import { decodeLatents } from "../../stages/networks/vae.ts";
-import { f32, type F32Tensor } from "../../tensor.ts";
+import { f32 } from "../../tensor.ts";
+import {
+  agrees,
+  indexConfig,
+  metaCount,
+  metaNumber,
+  optionalNumber,
+  optionalNumbers,
+  settingError,
+} from "../settings.ts";
 import type { CaseInput, CaseResult, ParityCase } from "../types.ts";
+import { referenceTensor as tensor } from "./vae.ts";
 
-function tensor(input: CaseInput, name: string): F32Tensor {
-  const t = input.tensors.get(name);
-  if (!t) throw new Error(`reference tensor '${name}' is missing`);
-  return t;
+/** The scheduler kwargs of the case: the sidecar's `scheduler`, else index.json's `configs.scheduler`. */
+function schedulerKwargs(input: CaseInput): Record<string, unknown> {
+  const s = input.meta.scheduler;
+  if (typeof s === "object" && s !== null && !Array.isArray(s)) return s as Record<string, unknown>;
+  return indexConfig<Record<string, unknown>>(input, "scheduler");
 }
 
 export const pipelineCase: ParityCase = {
   name: "pipeline",
   tolerance: 1e-3,
   async run(input: CaseInput): Promise<CaseResult> {
-    const meta = input.meta as Record<string, unknown> & { motion_scale: number[]; guidance_scale: number };
-    const configs = input.index.common?.configs ?? {};
     const ref = tensor(input, "ref_image");
     const [, n, , H, W] = ref.shape;
     const audio = tensor(input, "audio_tensor");
     const frames = audio.shape[1];
-    const cfg = meta.guidance_scale;
-    const t0 = performance.now();
+    agrees(input, "height", H, "tensor 'ref_image'");
+    agrees(input, "width", W, "tensor 'ref_image'");
+    agrees(input, "video_length", frames, "tensor 'audio_tensor'");
+    agrees(input, "n_motion_frames", n - 1, "tensor 'ref_image' (reference + motion frames)");
+    // The models' geometry is in latents of SD's VAE (image / 8).
+    if (H % 8 || W % 8) settingError(input, `image size ${W}x${H} is not a multiple of 8`);
+    const cfg = metaNumber(input, "guidance_scale");
+    const steps = metaCount(input, "num_inference_steps");
+    const motion = optionalNumbers(input, "motion_scale", 3);
+    if (!motion) settingError(input, "'motion_scale' [pose, face, lip] is missing");
+    const eta = optionalNumber(input, "eta") ?? 0;
+    if (eta !== 0) {
+      settingError(input, `eta ${eta}: only deterministic DDIM (eta 0, what Hallo uses) is implemented`);
+    }
+    const scheduler = ddimConfig(schedulerKwargs(input), `parity case 'pipeline' scheduler`);
+    const recorded = input.meta.timesteps;
+    if (recorded !== undefined) {
+      const ours = Array.from(ddimTimesteps(steps, scheduler));
+      if (JSON.stringify(recorded) !== JSON.stringify(ours)) {
+        settingError(
+          input,
+          `'timesteps' ${JSON.stringify(recorded)}, but the scheduler gives ${JSON.stringify(ours)}`,
+        );
+      }
+    }
+    const configs = {
+      imageProj: indexConfig<ImageProjConfig>(input, "image_proj"),
+      audioProj: indexConfig<AudioProjConfig>(input, "audio_proj"),
+      faceLocator: indexConfig<FaceLocatorConfig>(input, "face_locator"),
+      unetKwargs: indexConfig<HalloUNetKwargs>(input, "unet_additional_kwargs"),
+      nMotionFrames: n - 1,
+    };
     const models = await loadHalloModels(join(input.dir, "tiny_models"), {
       frames,
       height: H / 8,
       width: W / 8,
       guidance: cfg > 1,
-    }, {
-      configs: {
-        imageProj: configs.image_proj as ImageProjConfig,
-        audioProj: configs.audio_proj as AudioProjConfig,
-        faceLocator: configs.face_locator as FaceLocatorConfig,
-        unetKwargs: configs.unet_additional_kwargs as HalloUNetKwargs,
-        nMotionFrames: n - 1,
-      },
-    });
+    }, { configs });
     const t1 = performance.now();
     const build_s = Object.values(models.timings).reduce((a, t) => a + t.build_s, 0);
     const session_s = Object.values(models.timings).reduce((a, t) => a + t.session_s, 0);
-    const levels = [0, 1, 2, 3].filter((l) => input.tensors.has(`full_mask.${l}`));
+    // One mask per UNet resolution level, as many as the case records.
+    const levels: number[] = [];
+    while (input.tensors.has(`full_mask.${levels.length}`)) levels.push(levels.length);
     const faceMask = tensor(input, "face_mask");
     const it = denoiseClip(models, {
       refImages: f32([n, 3, H, W], ref.data),
@@ -63,11 +99,11 @@ export const pipelineCase: ParityCase = {
         lip: levels.map((l) => tensor(input, `lip_mask.${l}`)),
       },
     }, {
-      steps: Number(meta.num_inference_steps),
+      steps,
       cfg,
-      motionScale: [meta.motion_scale[0], meta.motion_scale[1], meta.motion_scale[2]],
+      motionScale: [motion[0], motion[1], motion[2]],
       initialLatents: tensor(input, "initial_latents"),
-      schedule: makeDdimSchedule(ddimConfig((meta.scheduler ?? {}) as Record<string, unknown>)),
+      schedule: makeDdimSchedule(scheduler),
     });
     const outputs: CaseResult["outputs"] = {};
     let r = await it.next();
@@ -82,7 +118,6 @@ export const pipelineCase: ParityCase = {
     outputs.videos = await decodeLatents(models.vae, r.value.latents);
     const run_s = (performance.now() - t1) / 1000;
     await models.release();
-    void t0;
     return { outputs, build_s, session_s, run_s };
   },
 };
