@@ -61,9 +61,12 @@ export function plotlyGrid(
   const longest = Math.max(0, ...(o.rowLabels ?? []).map((l) => l.length));
   const left = longest ? Math.min(340, 20 + longest * 6.5) : cells.some((c) => c.kind !== "image") ? 70 : 30;
   const legend = Boolean(o.layout?.showlegend);
-  const top = 60, bottom = legend ? 80 : 40, right = 20;
+  // An x axis title sits under the tick labels: the legend and the next row go below it.
+  const xTitled = cells.some((c) => c.kind === "chart" && c.xTitle);
+  const top = 60, bottom = (legend ? 80 : 40) + (xTitled ? 16 : 0), right = 20;
   // Gaps in pixels, as fractions of the plot area.
-  const hgap = 12 / Math.max(1, o.width - left - right), vgap = 40 / Math.max(1, o.height - top - bottom);
+  const hgap = 12 / Math.max(1, o.width - left - right);
+  const vgap = (xTitled ? 56 : 40) / Math.max(1, o.height - top - bottom);
   const heights = o.rowHeights ?? Array(nRows).fill(1);
   const sum = heights.reduce((a, b) => a + b, 0);
   // Domains in paper coordinates (the plot area), rows from the top.
@@ -165,16 +168,20 @@ export function plotlyGrid(
       orientation: "h",
       x: 0,
       xanchor: "left",
-      y: -28 / Math.max(1, o.height - top - bottom),
+      y: -(xTitled ? 44 : 28) / Math.max(1, o.height - top - bottom),
       yanchor: "top",
     };
   }
   return { layout: { ...layout, ...o.layout, ...(legend ? { legend: layout.legend } : {}) }, axes };
 }
 
-/** An image trace from a data URI (pixels as drawn, no hover values). */
-export function imageTrace(source: string, ax: CellAxes, name: string): PlotlyTrace {
-  return { type: "image", source, name, hoverinfo: "skip", ...ax };
+/**
+ * An image trace from a data URI (pixels as drawn, no hover values); `dx`, `dy` scale its pixels to the cell's
+ * coordinates (a thumbnail over a larger frame), the left/top edge at 0.
+ */
+export function imageTrace(source: string, ax: CellAxes, name: string, dx = 1, dy = 1): PlotlyTrace {
+  const place = { x0: round4(dx / 2), dx: round4(dx), y0: round4(dy / 2), dy: round4(dy) };
+  return { type: "image", source, name, hoverinfo: "skip", ...place, ...ax };
 }
 
 export interface HeatOptions {
