@@ -136,7 +136,9 @@ Deno.test("two renderings of one description: same panels, heat colours, pixels 
     subtitle: { text: "drawn twice", font: { size: 11 } },
   });
   const texts = (layout.annotations as { text: string }[]).map((a) => a.text);
-  for (const t of ["maps", "heat alone", "matrix", "picture", "curves and bars", "timeline"]) {
+  for (
+    const t of ["maps", "heat alone", "matrix", "picture", "<b>Over time</b>", "curves and bars", "timeline"]
+  ) {
     assert.ok(texts.includes(t), t);
   }
   // Marks: the dotted cut and the shaded padding on the timeline's axes.

@@ -51,7 +51,7 @@ export interface AttentionFigureOptions {
   maxSteps?: number;
   /** The step whose audio maps are drawn (position in `steps`; default the last). */
   audioStep?: number;
-  /** Side of each map in the PNG (default 96). */
+  /** Side of each map in pixels, both renderings (default 96). */
   cellSize?: number;
 }
 

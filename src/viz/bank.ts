@@ -17,7 +17,7 @@ export interface BankFigureOptions {
   latentWidth?: number;
   /** Motion frames per copy (2). */
   motionFrames?: number;
-  /** Side of each PCA image in the PNG (default 96). */
+  /** Side of each PCA image in pixels, both renderings (default 96). */
   cellSize?: number;
 }
 

@@ -137,7 +137,7 @@ export interface Panel {
 /** A row of panels; `null` leaves a hole. */
 export interface PanelRow {
   label?: string;
-  /** Starts a new group of rows under this heading. */
+  /** Starts a new group of rows under this heading (both renderings draw it above the row). */
   heading?: string;
   panels: (Panel | null)[];
 }

@@ -34,9 +34,14 @@ export interface GridOptions {
   /** Relative row heights (default equal). */
   rowHeights?: number[];
   rowLabels?: string[];
+  /** A heading over a row starts a group of rows (drawn above its panels' titles). */
+  rowHeadings?: (string | undefined)[];
   /** Extra layout fields (merged last). */
   layout?: Record<string, unknown>;
 }
+
+/** Pixels a row heading takes above the row. */
+export const HEADING_H = 22;
 
 /** Plotly numbers: 4 significant digits keep the JSON small and the hover values honest enough. */
 export function round4(v: number): number | null {
@@ -90,10 +95,12 @@ export function plotlyGrid(
     const n = k + 1;
     const id = n === 1 ? "" : String(n);
     const span = cell.colSpan ?? 1;
-    const x0 = cell.col / nCols + (cell.col ? hgap / 2 : 0);
-    const x1 = (cell.col + span) / nCols - (cell.col + span < nCols ? hgap / 2 : 0);
-    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) -
-      (cell.title ? 14 / Math.max(1, o.height - top - bottom) : 0);
+    // Columns of equal width with equal gaps between them.
+    const cw = (1 - (nCols - 1) * hgap) / nCols;
+    const x0 = cell.col * (cw + hgap);
+    const x1 = x0 + span * cw + (span - 1) * hgap;
+    const above = (cell.title ? 14 : 0) + (o.rowHeadings?.[cell.row] ? HEADING_H : 0);
+    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) - above / Math.max(1, o.height - top - bottom);
     const y0 = rowTop[cell.row] - heights[cell.row] / sum + (cell.row < nRows - 1 ? vgap / 2 : 0);
     const xd = [round4(x0), round4(Math.max(x1, x0 + 0.01))];
     const yd = [round4(Math.max(0, y0)), round4(Math.max(y1, y0 + 0.01))];
@@ -159,6 +166,20 @@ export function plotlyGrid(
       yanchor: "middle",
       showarrow: false,
       font: { size: 11 },
+    });
+  });
+  o.rowHeadings?.forEach((heading, r) => {
+    if (!heading || r >= nRows) return;
+    annotations.push({
+      text: `<b>${heading}</b>`,
+      xref: "paper",
+      yref: "paper",
+      x: -left / Math.max(1, o.width - left - right) + 0.005,
+      y: rowTop[r] - (r ? vgap / 2 : 0),
+      xanchor: "left",
+      yanchor: "top",
+      showarrow: false,
+      font: { size: 12 },
     });
   });
   layout.annotations = annotations;

@@ -13,7 +13,15 @@ import {
   panelFrame,
   seriesColor,
 } from "./panels.ts";
-import { type CellAxes, type CellSpec, heatTrace, imageTrace, plotlyGrid, round4 } from "./plotly.ts";
+import {
+  type CellAxes,
+  type CellSpec,
+  HEADING_H,
+  heatTrace,
+  imageTrace,
+  plotlyGrid,
+  round4,
+} from "./plotly.ts";
 import { imageDataUri, type RgbImage } from "./raster.ts";
 
 const GAP_X = 12, GAP_Y = 56, TITLE_H = 14;
@@ -57,7 +65,8 @@ export async function drawPlotly(fig: FigureSpec): Promise<PlotlyFigure> {
   // its tallest.
   const colW = Math.max(60, ...panels.map((p) => displaySize(p)[0] / (p.span ?? 1)));
   const rowPx = fig.rows.map((row) =>
-    Math.max(40, ...row.panels.map((p) => (p ? displaySize(p)[1] + (p.title ? TITLE_H : 0) : 0))) + GAP_Y
+    Math.max(40, ...row.panels.map((p) => (p ? displaySize(p)[1] + (p.title ? TITLE_H : 0) : 0))) + GAP_Y +
+    (row.heading ? HEADING_H : 0)
   );
   const labels = fig.rows.map((r) => r.label ?? "");
   const longest = Math.max(0, ...labels.map((l) => l.length));
@@ -73,6 +82,7 @@ export async function drawPlotly(fig: FigureSpec): Promise<PlotlyFigure> {
     ),
     rowHeights: rowPx,
     rowLabels: labels.some(Boolean) ? labels : undefined,
+    rowHeadings: fig.rows.map((r) => r.heading),
     layout: {
       showlegend: legend,
       ...(panels.some((p) => p.layers.some((l) => l.kind === "bars")) ? { barmode: "stack" } : {}),
@@ -90,6 +100,13 @@ export async function drawPlotly(fig: FigureSpec): Promise<PlotlyFigure> {
     const ax = grid.axes[k];
     await drawPanel(p, ax, data, shapes, uris);
     if (p.kind === "chart") setChartAxes(p, ax, layout, linked);
+    if (p.kind === "image") {
+      // The frame exactly, y down: Plotly's autorange pads some traces and not others.
+      const [fw, fh] = panelFrame(p);
+      for (const [ref, range] of [[ax.xaxis, [0, fw]], [ax.yaxis, [fh, 0]]] as const) {
+        layout[axisKey(ref)] = { ...(layout[axisKey(ref)] as object), range, autorange: false };
+      }
+    }
   }
   layout.shapes = shapes;
   return { data, layout };

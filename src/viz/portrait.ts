@@ -23,7 +23,7 @@ export const PYRAMIDS = [
 const BOX_COLORS = { face: PALETTE[2], lip: PALETTE[1], bbox: PALETTE[3] };
 
 export interface PortraitOptions {
-  /** Side of the portrait in the PNG (default 384). */
+  /** Side of the portrait in pixels, both renderings (default 384). */
   displaySize?: number;
   /** Side of each mask overlay (default 96). */
   maskSize?: number;

@@ -36,7 +36,7 @@ export interface StepsFigureOptions {
   decode?: DecodeFn;
   /** Columns (evenly spaced steps, first and last included; default 8). */
   maxSteps?: number;
-  /** Side of each image in the PNG (default 112). */
+  /** Side of each image in pixels, both renderings (default 112). */
   cellSize?: number;
 }
 
