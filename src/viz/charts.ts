@@ -53,7 +53,7 @@ export function chartCell(p: Panel, width: number, height: number): { cell: Canv
     cell.image = resizeRgb(img, Math.max(1, hx1 - hx0), ph, "nearest");
     cell.imageAt = { x: hx0, y: T };
   }
-  let legendX = L + 6;
+  let legendX = L + 6, legend = "";
   const stacks = new Map<number, [number, number]>();
   const barXs = p.layers.flatMap((l) => (l.kind === "bars" ? Array.from(l.x) : [])).sort((a, b) => a - b);
   let step = Infinity;
@@ -116,11 +116,14 @@ export function chartCell(p: Panel, width: number, height: number): { cell: Canv
       }
     }
     if (l.kind === "lines" || l.kind === "bars" || l.kind === "points") {
-      svg += `<text x="${legendX}" y="${T + 11}" font-family="sans-serif" font-size="10" fill="${color}">` +
-        `${svgText(l.name)}</text>`;
+      legend +=
+        `<text x="${legendX}" y="${T + 11}" font-family="sans-serif" font-size="10" fill="${color}" ` +
+        `stroke="#ffffff" stroke-width="2.5" paint-order="stroke">${svgText(l.name)}</text>`;
       legendX += l.name.length * 6 + 14;
     }
   }
+  // Over every mark, with a white halo.
+  svg += legend;
   svg += `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#888888"/>`;
   if (heat?.yLabels?.length) {
     svg += tick(L - 3, T + 8, heat.yLabels[0], "end") + tick(L - 3, T + ph, heat.yLabels.at(-1)!, "end");

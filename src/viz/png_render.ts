@@ -84,6 +84,31 @@ function marksSvg(p: Panel, img: RgbImage): string {
   return svg;
 }
 
+/** A matrix with its axes' first and last category names, as Plotly labels its axes. */
+function matrixCell(p: Panel, image: RgbImage): CanvasPanel {
+  const heat = p.layers.find((l): l is HeatmapLayer => l.kind === "heatmap");
+  const xs = heat?.xLabels ?? [], ys = heat?.yLabels ?? [];
+  const left = ys.length ? Math.ceil(Math.max(...[ys[0], ys.at(-1)!].map((l) => l.length)) * 5.5) + 4 : 0;
+  const bottom = xs.length ? 12 : 0;
+  const t = (x: number, y: number, s: string, anchor: string) =>
+    `<text x="${x}" y="${y}" font-family="sans-serif" font-size="9" text-anchor="${anchor}" fill="#444">` +
+    `${svgText(s)}</text>`;
+  let svg = "";
+  if (ys.length) svg += t(left - 2, 8, ys[0], "end") + t(left - 2, image.height, ys.at(-1)!, "end");
+  if (xs.length) {
+    svg += t(left, image.height + 10, xs[0], "start") +
+      t(left + image.width, image.height + 10, xs.at(-1)!, "end");
+  }
+  return {
+    image,
+    imageAt: { x: left, y: 0 },
+    width: left + image.width,
+    height: image.height + bottom,
+    svg,
+    label: p.title,
+  };
+}
+
 /** The figure description as a PNG, with where each panel went (in reading order, holes skipped). */
 export async function drawPng(fig: FigureSpec): Promise<{ png: Uint8Array; boxes: PanelBox[] }> {
   const sections: Section[] = [];
@@ -108,8 +133,14 @@ export async function drawPng(fig: FigureSpec): Promise<{ png: Uint8Array; boxes
         return cell;
       }
       const image = panelImage(p);
-      const cell: CanvasPanel = { image, svg: marksSvg(p, image), label: p.title };
-      order.push({ cell, at: { x: 0, y: 0 }, box: { width: image.width, height: image.height } });
+      const cell: CanvasPanel = p.kind === "matrix"
+        ? matrixCell(p, image)
+        : { image, svg: marksSvg(p, image), label: p.title };
+      order.push({
+        cell,
+        at: cell.imageAt ?? { x: 0, y: 0 },
+        box: { width: image.width, height: image.height },
+      });
       return cell;
     }));
   }
