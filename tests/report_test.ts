@@ -23,11 +23,12 @@ import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
 import { PLOTLY_FILE, plotlyBundlePath } from "../src/report/plotly_asset.ts";
 import { writeRunReport } from "../src/report/report.ts";
-import { attentionFigure, attentionProbes, pickSteps } from "../src/viz/attention.ts";
-import { bankFigure, bankItemLabels, tokenGrid } from "../src/viz/bank.ts";
+import { attentionFigure, attentionProbes, describeAttention, pickSteps } from "../src/viz/attention.ts";
+import { bankFigure, bankItemLabels, describeBank, tokenGrid } from "../src/viz/bank.ts";
 import { captureFirstClip } from "../src/viz/capture.ts";
 import { VizError } from "../src/viz/figure.ts";
-import { stepsFigure } from "../src/viz/steps.ts";
+import { describeSteps, stepsFigure } from "../src/viz/steps.ts";
+import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ARTIFACTS = join(ROOT, "test-artifacts");
@@ -113,6 +114,9 @@ Deno.test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics
   assert.deepEqual(std.map((t) => t.name), labels);
   assert.equal((std[0].x as number[]).length, slots.length);
   assert.equal(fig.plotly.data.filter((t) => t.type === "bar").length, 3);
+  // The PNG shows the very PCA pixels of the Plotly images, and the same two charts.
+  const agree = await assertRenderersAgree(describeBank(clip.bank, { latentHeight: LAT, latentWidth: LAT }));
+  assert.deepEqual([agree.panels, agree.images, agree.charts], [slots.length * 6 + 2, slots.length * 6, 2]);
   assert.deepEqual(tokenGrid(16, 8, 8), [4, 4]);
   assert.throws(() => tokenGrid(15, 8, 8), VizError);
   await assert.rejects(() => bankFigure([]), /empty/);
@@ -165,6 +169,9 @@ Deno.test("attentionFigure: reference share, audio token maps per branch, motion
     assert.deepEqual(m.x!.slice(0, 3), ["m1", "m2", "f0"]);
     for (const row of m.z) assert.ok(Math.abs(row.reduce((a, v) => a + v, 0) - 1) < 5e-3);
   }
+  // Without a portrait every map is a heatmap alone: its PNG pixels are the colours of the trace's values.
+  const bare = await assertRenderersAgree(describeAttention(clip.steps, geometry));
+  assert.deepEqual([bare.panels, bare.heatmaps], [h.length, h.length]);
   // Portrait underneath every location map.
   assert.equal(fig.plotly.data.filter((t) => t.type === "image").length, 3 + 3 * tokens);
 });
@@ -244,6 +251,11 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
   ]);
   const labels = (fig.plotly.layout.annotations as { text: string }[]).map((a) => a.text);
   assert.ok(labels.includes("predicted x0 (VAE decode)"));
+  // Both renderings: the same latent previews (pixel for pixel), heat colours and curve axes.
+  const agree = await assertRenderersAgree(
+    await describeSteps(clip.steps, { latentShape: clip.latentShape }),
+  );
+  assert.deepEqual([agree.panels, agree.images, agree.heatmaps, agree.charts], [9, 4, 4, 1]);
   // Without a decoder the x0 row is a latent preview; bad shapes are refused.
   const preview = await stepsFigure(clip.steps, { latentShape: clip.latentShape });
   assert.ok(

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareAudio } from "../src/stages/audio/prepare.ts";
 import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
-import { audioFigure, envelope, mostVaryingDims } from "../src/viz/audio.ts";
+import { audioFigure, describeAudio, envelope, mostVaryingDims } from "../src/viz/audio.ts";
+import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
 import { VizError } from "../src/viz/figure.ts";
 import { f32 } from "../src/tensor.ts";
 
@@ -81,6 +82,10 @@ Deno.test("audioFigure: waveform, per-layer features and window alignment", asyn
     assert.equal(shapes.length, (layers + 2) * (L / 16));
     assert.deepEqual(fig.summary.dimsShown, Array(layers).fill(dim));
     assert.equal(fig.summary.clips, L / 16);
+
+    // The PNG draws the same rows: every feature and window pixel is the colour of the Plotly trace's value.
+    const agree = await assertRenderersAgree(await describeAudio(audio, { input: SPEECH }));
+    assert.deepEqual([agree.panels, agree.charts, agree.heatmaps], [layers + 2, layers + 2, layers + 1]);
 
     // Without an input file, only the features and windows.
     const bare = await audioFigure(audio);

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { BLUE_RED, colormapTable, plotlyColorscale, VIRIDIS } from "../src/viz/colormap.ts";
 import { displayBundle, VizError } from "../src/viz/figure.ts";
-import { gridFigure, readRunFrames, runFrame, runGeometry } from "../src/viz/grid.ts";
+import { describeGrid, gridFigure, readRunFrames, runFrame, runGeometry } from "../src/viz/grid.ts";
+import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
 import { pcaRgb } from "../src/viz/pca.ts";
 import { rgbImage } from "../src/viz/raster.ts";
 import { motionEnergy } from "../src/report/measures.ts";
@@ -103,6 +104,11 @@ Deno.test("gridFigure: cells, labels, holes and PNG pixels", async () => {
   };
   for (const c of colors) assert.ok(has(c), `colour ${c} missing from the PNG`);
   assert.ok(info.width >= 3 * 80 && info.height >= 2 * 60);
+  // The Plotly thumbnails (JPEG) are the PNG's pixels.
+  const agree = await assertRenderersAgree(
+    describeGrid({ title: "sweep", rowLabels: ["a", "b"], colLabels: ["1", "2", "3"], cells, thumbSize: 80 }),
+  );
+  assert.deepEqual([agree.panels, agree.images], [5, 5]);
   await assert.rejects(
     () => gridFigure({ title: "x", rowLabels: ["a"], colLabels: ["b", "c"], cells: [[null]] }),
     VizError,

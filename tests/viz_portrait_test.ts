@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { prepareImage } from "../src/stages/image/prepare.ts";
 import { displayBundle, VizError } from "../src/viz/figure.ts";
-import { portraitFigure } from "../src/viz/portrait.ts";
+import { describePortrait, portraitFigure } from "../src/viz/portrait.ts";
+import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SIZE = 128;
@@ -115,6 +116,9 @@ Deno.test("portraitFigure: landmarks, boxes and mask pyramids of a prepared imag
     }
     assert.ok(colours.size > 5000, `PNG has only ${colours.size} colours`);
     assert.equal(displayBundle(fig)["image/png"].slice(0, 8), "iVBORw0K");
+
+    // Both renderings have the portrait and the 15 mask overlays, in the same places.
+    assert.equal((await assertRenderersAgree(describePortrait(image))).panels, 16);
 
     // Bad input: a non-square pixel tensor.
     await assert.rejects(

@@ -74,11 +74,3 @@ export async function copyPlotlyNextTo(reportDir: string): Promise<string> {
   }
   return dst;
 }
-
-/**
- * Never called: a literal dynamic import puts plotly.js-dist in the module graph, so that Deno installs it on
- * a fresh checkout (a bundle looked up by path alone would be missing there).
- */
-export function plotlyModuleForInstall(): Promise<unknown> {
-  return import("plotly.js-dist");
-}

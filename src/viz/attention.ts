@@ -16,20 +16,12 @@ import {
   referenceShare,
 } from "./attention_maps.ts";
 import { tokenGrid } from "./bank.ts";
-import { type Panel, renderCanvas } from "./canvas.ts";
 import { VIRIDIS } from "./colormap.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
-import { type CellSpec, heatTrace, imageTrace, plotlyGrid, round4 } from "./plotly.ts";
-import {
-  chwToRgb,
-  colorize,
-  finiteRange,
-  fitTo,
-  imageDataUri,
-  overlayMap,
-  resizeRgb,
-  type RgbImage,
-} from "./raster.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import type { FigureSpec, Layer, Panel } from "./panels.ts";
+import { round4 } from "./plotly.ts";
+import { chwToRgb, finiteRange } from "./raster.ts";
 
 /** Names of the audio branches attn2_0/1/2: the masks their outputs are weighted by. */
 export const AUDIO_BRANCHES = ["full", "face", "lip"] as const;
@@ -59,7 +51,7 @@ export interface AttentionFigureOptions {
   maxSteps?: number;
   /** The step whose audio maps are drawn (position in `steps`; default the last). */
   audioStep?: number;
-  /** Side of each map in the PNG (default 96). */
+  /** Side of each map in pixels, both renderings (default 96). */
   cellSize?: number;
 }
 
@@ -126,6 +118,15 @@ export async function attentionFigure(
   geometry: AttentionGeometry,
   o: AttentionFigureOptions = {},
 ): Promise<VizFigure> {
+  return await drawFigure(describeAttention(stepsIn, geometry, o));
+}
+
+/** The attention figure of sampler steps that carry probes, described. */
+export function describeAttention(
+  stepsIn: ProbeStep | ProbeStep[],
+  geometry: AttentionGeometry,
+  o: AttentionFigureOptions = {},
+): FigureSpec {
   const all = (Array.isArray(stepsIn) ? stepsIn : [stepsIn]).filter((s) => s.probes);
   if (all.length === 0) throw new VizError("no step carries probes (load the UNet with probes.attention)");
   const head = o.head ?? "mean", frame = o.frame ?? "mean";
@@ -239,7 +240,7 @@ export async function attentionFigure(
     }
   }
   if (rows.length === 0) throw new VizError(`no known attention probes among: ${names.join(", ")}`);
-  return await render(rows, steps, audioStep, o, {
+  return describe(rows, steps, audioStep, o, {
     ...summary,
     ignored,
     steps: steps.map((s) => s.index),
@@ -271,98 +272,50 @@ function columnsShare(m: Float32Array, n: number, cols: number): number {
   return s / n;
 }
 
-async function render(
+function describe(
   rows: Row[],
   steps: ProbeStep[],
   audioStep: ProbeStep,
   o: AttentionFigureOptions,
   summary: Record<string, unknown>,
-): Promise<VizFigure> {
-  const cellSize = o.cellSize ?? 96;
+): FigureSpec {
+  const size = o.cellSize ?? 96;
   const portrait = o.portrait
     ? chwToRgb(o.portrait.data, o.portrait.shape[1], o.portrait.shape[2], [-1, 1])
     : null;
-  const thumb = portrait ? fitTo(portrait, Math.min(128, portrait.width)) : null;
-  const small = portrait ? fitTo(portrait, cellSize) : null;
-  const thumbUri = thumb ? await imageDataUri(thumb, "jpeg") : null;
-  const nCols = Math.max(...rows.map((r) => r.cells.length));
-  const cells: CellSpec[] = [];
-  const placed: { r: number; c: number; cell: MapCell }[] = [];
-  rows.forEach((row, r) =>
-    row.cells.forEach((cell, c) => {
-      if (!cell) return;
-      cells.push({ row: r, col: c, kind: cell.overlay ? "image" : "matrix", title: cell.label });
-      placed.push({ r, c, cell });
-    })
-  );
   const headText = o.head === undefined || o.head === "mean" ? "heads averaged" : `head ${o.head}`;
   const frameText = o.frame === undefined || o.frame === "mean" ? "frames averaged" : `frame ${o.frame}`;
-  const title = `Attention: ${headText}, ${frameText}; audio maps at step ${audioStep.index}`;
-  const grid = plotlyGrid(rows.length, nCols, cells, {
-    title,
-    width: Math.max(700, 200 + nCols * 140),
-    height: 100 + rows.length * 165,
-    rowLabels: rows.map((r) => r.label),
-  });
-  const data: PlotlyTrace[] = [];
-  placed.forEach(({ cell }, k) => {
-    const ax = grid.axes[k];
-    if (cell.overlay && thumb && thumbUri) {
-      data.push(imageTrace(thumbUri, ax, "reference"));
-      const sx = thumb.width / cell.w, sy = thumb.height / cell.h;
-      data.push(heatTrace(cell.values, cell.w, cell.h, ax, {
-        name: cell.label,
-        x0: sx / 2,
-        dx: sx,
-        y0: sy / 2,
-        dy: sy,
-        zmin: cell.range[0],
-        zmax: cell.range[1],
-        opacity: 0.6,
-      }));
-    } else {
-      data.push(heatTrace(cell.values, cell.w, cell.h, ax, {
-        name: cell.label,
-        zmin: cell.range[0],
-        zmax: cell.range[1],
-        ...(cell.ticks ? { x: cell.ticks, y: cell.ticks } : {}),
-      }));
-    }
-  });
-
-  const sectionTitle = {
+  const heading = {
     reference: "Reference self-attention: share of attention on the reference tokens (0..1), per step",
     audio: `Audio cross-attention per audio token and mask branch (step ${audioStep.index})`,
     motion: "Motion modules: frame x frame attention (query rows, key columns; m = motion frames), per step",
   };
-  const mapImage = (cell: MapCell): RgbImage => {
-    if (cell.overlay && small) return overlayMap(small, cell.values, cell.w, cell.h, { range: cell.range });
-    return resizeRgb(
-      colorize(cell.values, cell.w, cell.h, VIRIDIS, cell.range),
-      cellSize,
-      cellSize,
-      "nearest",
-    );
-  };
-  const sections = (["reference", "audio", "motion"] as const).map((sec) => {
-    const rs = rows.filter((r) => r.section === sec);
-    return {
-      title: sectionTitle[sec],
-      rowLabels: rs.map((r) => r.label),
-      rows: rs.map((r) =>
-        r.cells.map((
-          cell,
-        ):
-          | Panel
-          | null => (cell ? { image: mapImage(cell), label: cell.label.replace(/ \(t=\d+\)/, "") } : null)
-        )
-      ),
+  const panel = (cell: MapCell): Panel => {
+    const heat: Layer = {
+      kind: "heatmap",
+      name: cell.label,
+      values: cell.values,
+      width: cell.w,
+      height: cell.h,
+      scale: { cmap: VIRIDIS, range: cell.range },
+      ...(cell.ticks ? { xLabels: cell.ticks, yLabels: cell.ticks } : {}),
     };
-  }).filter((s) => s.rows.length > 0);
-  const png = await renderCanvas({
-    title,
+    // Location maps over the portrait (when given); frame x frame matrices alone, with their frame names.
+    const under: Layer[] = cell.overlay && portrait
+      ? [{ kind: "image", name: "reference", image: portrait, photo: true }]
+      : [];
+    return { kind: cell.overlay ? "image" : "matrix", title: cell.label, size, layers: [...under, heat] };
+  };
+  return {
+    name: "attention",
+    caption: "Attention maps",
+    title: `Attention: ${headText}, ${frameText}; audio maps at step ${audioStep.index}`,
     subtitle: `steps ${steps.map((s) => s.index).join(", ")}; viridis; cond half of the guidance batch`,
-    sections,
-  });
-  return vizFigure("attention", "Attention maps", { data, layout: grid.layout }, png, summary);
+    rows: rows.map((r, i) => ({
+      label: r.label,
+      heading: i === 0 || rows[i - 1].section !== r.section ? heading[r.section] : undefined,
+      panels: r.cells.map((c) => (c ? panel(c) : null)),
+    })),
+    summary,
+  };
 }

@@ -6,11 +6,11 @@
 import type { PreparedAudio } from "../stages/audio/prepare.ts";
 import { decodeAudio } from "../stages/audio/decode.ts";
 import { WINDOW_OFFSETS, windowIndexTable } from "../stages/audio/windows.ts";
-import { type Panel, renderCanvas } from "./canvas.ts";
-import { heatPanel, lineChart, PALETTE } from "./charts.ts";
 import { BLUE_RED } from "./colormap.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
-import { type CellSpec, heatTrace, plotlyGrid, round4 } from "./plotly.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import { type Axis, type FigureSpec, type Layer, PALETTE, type Panel, type PanelRow } from "./panels.ts";
+import { round4 } from "./plotly.ts";
 
 /** wav2vec2's sample rate: PreparedAudio's waveforms are at 16 kHz. */
 const RATE = 16000;
@@ -119,8 +119,8 @@ async function load16k(input: string | Float32Array): Promise<Float32Array> {
   return (await decodeAudio(input, { sampleRate: RATE, channels: 1 })).channels[0];
 }
 
-/** The audio figure of a prepared audio. */
-export async function audioFigure(audio: PreparedAudio, o: AudioFigureOptions = {}): Promise<VizFigure> {
+/** The audio figure of a prepared audio, described. */
+export async function describeAudio(audio: PreparedAudio, o: AudioFigureOptions = {}): Promise<FigureSpec> {
   const fps = o.fps ?? 25, clip = o.clipLength ?? 16;
   const maxDims = o.maxDims ?? 64, maxCols = o.maxColumns ?? 600;
   const emb = audio.embedding;
@@ -149,167 +149,61 @@ export async function audioFigure(audio: PreparedAudio, o: AudioFigureOptions = 
     return { dims, cols, values, absMax: absMax || 1 };
   });
 
-  // Plotly: one wide chart per row, x in video frames, zoom linked.
-  const cells: CellSpec[] = [];
-  const heights: number[] = [];
-  let row = 0;
-  for (const w of envs) {
-    cells.push({ row: row++, col: 0, kind: "chart", title: w.name, yTitle: "amplitude" });
-    heights.push(1);
-  }
-  for (let l = 0; l < layers; l++) {
-    cells.push({
-      row: row++,
-      col: 0,
-      kind: "chart",
-      title: `wav2vec2 layer ${l + 1} (hidden_states[${l + 1}])`,
-    });
-    heights.push(1.2);
-  }
-  cells.push({
-    row: row++,
-    col: 0,
-    kind: "chart",
-    title: "window source frame - video frame",
-    xTitle: "video frame",
+  // One wide chart per row, x in video frames on every row, zoom linked.
+  const x: Axis = { range: [0, L], link: "frame" };
+  const marks: Layer[] = [
+    { kind: "vlines", name: "clip boundaries", x: boundaries },
+    { kind: "span", name: "padding", x0: audio.audioLength, x1: L },
+  ];
+  const chart = (title: string, height: number, layers: Layer[], o: Partial<Panel> = {}): PanelRow => ({
+    panels: [{ kind: "chart", title, size: [900, height], x, layers: [...layers, ...marks], ...o }],
   });
-  heights.push(0.9);
-  const grid = plotlyGrid(row, 1, cells, {
-    title: `Audio: ${audio.audioLength} video frames (${L} with padding, ${
+  const spec: FigureSpec = {
+    name: "audio",
+    caption: "Audio, features and windows",
+    title: `Audio: ${audio.audioLength} frames at ${fps} fps (${L} padded, ${
       L / clip
-    } clips), ${layers} layers x ${dim}`,
-    width: 1000,
-    height: 90 + 150 * heights.reduce((a, b) => a + b, 0),
-    rowHeights: heights,
-  });
-  const data: PlotlyTrace[] = [];
-  const xFrames = (cols: number) =>
-    Array.from({ length: cols }, (_, c) => round4(((c + 0.5) * L) / cols) ?? 0);
-  envs.forEach((w, k) => {
-    const ax = grid.axes[k];
-    data.push({
-      type: "scatter",
-      mode: "lines",
-      name: `${w.name} min`,
-      x: w.env.x,
-      y: w.env.lo,
-      line: { width: 0.5, color: PALETTE[k] },
-      ...ax,
-    });
-    data.push({
-      type: "scatter",
-      mode: "lines",
-      name: `${w.name} max`,
-      x: w.env.x,
-      y: w.env.hi,
-      fill: "tonexty",
-      line: { width: 0.5, color: PALETTE[k] },
-      ...ax,
-    });
-  });
-  layerMaps.forEach((m, l) => {
-    const ax = grid.axes[envs.length + l];
-    data.push(heatTrace(m.values, m.cols, m.dims.length, ax, {
-      name: `layer ${l + 1}`,
-      x: xFrames(m.cols),
-      y: m.dims.map((d) => `d${d}`),
-      zmin: -m.absMax,
-      zmax: m.absMax,
-      cmap: BLUE_RED,
-    }));
-  });
-  const axW = grid.axes[grid.axes.length - 1];
-  data.push(heatTrace(offsets, L, K, axW, {
-    name: "window offset",
-    x: Array.from({ length: L }, (_, i) => i),
-    y: WINDOW_OFFSETS.map((j) => `slot ${j >= 0 ? "+" : ""}${j}`),
-    zmin: -2,
-    zmax: 2,
-    cmap: BLUE_RED,
-  }));
-  const layout = grid.layout;
-  grid.axes.forEach((ax, k) => {
-    const key = `xaxis${ax.xaxis.slice(1)}`;
-    layout[key] = { ...(layout[key] as object), range: [0, L], ...(k ? { matches: "x" } : {}) };
-  });
-  layout.shapes = grid.axes.flatMap((ax) => [
-    ...boundaries.map((b) => ({
-      type: "line",
-      xref: ax.xaxis,
-      yref: `${ax.yaxis} domain`,
-      x0: b,
-      x1: b,
-      y0: 0,
-      y1: 1,
-      line: { color: "#999999", width: 1, dash: "dot" },
-    })),
-    {
-      type: "rect",
-      xref: ax.xaxis,
-      yref: `${ax.yaxis} domain`,
-      x0: audio.audioLength,
-      x1: L,
-      y0: 0,
-      y1: 1,
-      fillcolor: "#cccccc",
-      opacity: 0.35,
-      line: { width: 0 },
-    },
-  ]);
-
-  // PNG: the same rows, x aligned.
-  const W = 900;
-  const vlines = boundaries.map((x) => ({ x }));
-  const shades = [{ x0: audio.audioLength, x1: L, color: "#e4e4e4" }];
-  const rows: Panel[][] = envs.map((w, k) => [{
-    ...lineChart({
-      width: W,
-      height: 110,
-      series: [{ name: w.name, x: w.env.x, y: w.env.hi, y0: w.env.lo, color: PALETTE[k] }],
-      xRange: [0, L],
-      vlines,
-      shades,
-    }),
-  }]);
-  layerMaps.forEach((m, l) =>
-    rows.push([{
-      ...heatPanel(m.values, m.cols, m.dims.length, {
-        width: W,
-        height: 90,
-        cmap: BLUE_RED,
-        range: [-m.absMax, m.absMax],
-        yEnds: [`d${m.dims[0]}`, `d${m.dims[m.dims.length - 1]}`],
-        xEnds: ["0", String(L)],
-        xRange: [0, L],
-        vlines,
-        shades,
-      }),
-      label: `layer ${l + 1}: ${m.dims.length} of ${dim} dims, |x| <= ${round4(m.absMax)}`,
-    }])
-  );
-  rows.push([{
-    ...heatPanel(offsets, L, K, {
-      width: W,
-      height: 70,
-      cmap: BLUE_RED,
-      range: [-2, 2],
-      yEnds: ["-2", "+2"],
-      xEnds: ["0", String(L)],
-      xLabel: "video frame",
-      xRange: [0, L],
-      vlines,
-      shades,
-    }),
-    label: "window slot source frame - video frame (edges clamp)",
-  }]);
-  const png = await renderCanvas({
-    title: `Audio: ${audio.audioLength} frames at ${fps} fps (${L} padded, ${L / clip} clips of ${clip})`,
+    } clips of ${clip}), ${layers} layers x ${dim}`,
     subtitle: `${
       audio.separated ? "vocals separated" : "no separation"
     }; dotted: clip boundaries; grey: padding`,
-    sections: [{ rows }],
-  });
-  return vizFigure("audio", "Audio, features and windows", { data, layout }, png, {
+    rows: [
+      ...envs.map((w, k) =>
+        chart(w.name, 110, [
+          { kind: "lines", name: w.name, x: w.env.x, y: w.env.hi, lower: w.env.lo, color: PALETTE[k] },
+        ], { y: { title: "amplitude" } })
+      ),
+      ...layerMaps.map((m, l) =>
+        chart(
+          `wav2vec2 layer ${l + 1} (hidden_states[${l + 1}]): ${m.dims.length} of ${dim} dims, |x| <= ${
+            round4(m.absMax)
+          }`,
+          90,
+          [{
+            kind: "heatmap",
+            name: `layer ${l + 1}`,
+            values: m.values,
+            width: m.cols,
+            height: m.dims.length,
+            scale: { cmap: BLUE_RED, range: [-m.absMax, m.absMax] },
+            yLabels: m.dims.map((d) => `d${d}`),
+            xSpan: [0, L],
+          }],
+        )
+      ),
+      chart("window slot source frame - video frame (edges clamp)", 80, [{
+        kind: "heatmap",
+        name: "window offset",
+        values: offsets,
+        width: L,
+        height: K,
+        scale: { cmap: BLUE_RED, range: [-2, 2] },
+        yLabels: WINDOW_OFFSETS.map((j) => `slot ${j >= 0 ? "+" : ""}${j}`),
+        xSpan: [0, L],
+      }], { x: { ...x, title: "video frame" } }),
+    ],
+  };
+  spec.summary = {
     seconds: round4(audio.numSamples / RATE),
     audioLength: audio.audioLength,
     seqLen: L,
@@ -320,5 +214,11 @@ export async function audioFigure(audio: PreparedAudio, o: AudioFigureOptions = 
     waveforms: envs.map((w) => w.name),
     separated: audio.separated,
     windowMaxAbsDiff: windowCheck(audio),
-  });
+  };
+  return spec;
+}
+
+/** The audio figure of a prepared audio. */
+export async function audioFigure(audio: PreparedAudio, o: AudioFigureOptions = {}): Promise<VizFigure> {
+  return await drawFigure(await describeAudio(audio, o));
 }

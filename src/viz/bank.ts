@@ -4,12 +4,12 @@
  * with one PCA per entry so the colours of its items compare; and per-entry channel statistics.
  */
 import type { Bank, ReferenceResult } from "../stages/networks/unets.ts";
-import { type Panel, renderCanvas } from "./canvas.ts";
-import { lineChart, PALETTE } from "./charts.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import type { FigureSpec, Layer, PanelRow } from "./panels.ts";
 import { pcaRgb } from "./pca.ts";
-import { type CellSpec, imageTrace, plotlyGrid, round4 } from "./plotly.ts";
-import { fitTo, imageDataUri, type RgbImage } from "./raster.ts";
+import { round4 } from "./plotly.ts";
+import type { RgbImage } from "./raster.ts";
 
 export interface BankFigureOptions {
   /** Latent size of the clip (image size / 8); default: square token grids. */
@@ -17,7 +17,7 @@ export interface BankFigureOptions {
   latentWidth?: number;
   /** Motion frames per copy (2). */
   motionFrames?: number;
-  /** Side of each PCA image in the PNG (default 96). */
+  /** Side of each PCA image in pixels, both renderings (default 96). */
   cellSize?: number;
 }
 
@@ -94,11 +94,8 @@ export function shortPath(path: string): string {
   return path.replace(/\.transformer_blocks\.0$/, "");
 }
 
-/** The bank figure of a reference-UNet result (its reader bank, as the denoising UNet reads it) or a bank. */
-export async function bankFigure(
-  bank: Bank | ReferenceResult,
-  o: BankFigureOptions = {},
-): Promise<VizFigure> {
+/** The bank figure of a reference-UNet result or a bank, described. */
+export function describeBank(bank: Bank | ReferenceResult, o: BankFigureOptions = {}): FigureSpec {
   const entries = Array.isArray(bank) ? bank : bank.readerBank;
   if (entries.length === 0) throw new VizError("the bank is empty");
   const M = o.motionFrames ?? 2;
@@ -127,121 +124,78 @@ export async function bankFigure(
     return { path: e.path, tokens, ch, h, w, pca, images, stats, copyDiff };
   });
 
-  // Plotly: one row per entry, one column per batch item, then two chart rows.
-  const nR = rows.length, nC = labels.length;
-  const cells: CellSpec[] = [];
-  rows.forEach((_r, i) =>
-    labels.forEach((l, b) => cells.push({ row: i, col: b, kind: "image", title: i === 0 ? l : undefined }))
-  );
-  cells.push({
-    row: nR,
-    col: 0,
-    kind: "chart",
-    colSpan: nC,
-    title: "std per entry and item",
-    xTitle: "entry",
-    yTitle: "std",
-  });
-  cells.push({
-    row: nR + 1,
-    col: 0,
-    kind: "chart",
-    colSpan: nC,
-    title: "PCA explained variance",
-    yTitle: "share",
-  });
-  const rowLabel = (r: (typeof rows)[number]) => `${shortPath(r.path)} (${r.ch} ch, ${r.h}x${r.w})`;
-  const grid = plotlyGrid(nR + 2, nC, cells, {
-    title: `Reference bank: ${nR} entries, batch ${batch} (${labels.join(", ")}), PCA to RGB per entry`,
-    width: Math.max(700, 150 + nC * 130),
-    height: 120 + 125 * (nR + 3),
-    rowHeights: [...rows.map(() => 1), 1.4, 1.4],
-    rowLabels: [...rows.map(rowLabel), "", ""],
-    layout: { showlegend: true, barmode: "stack" },
-  });
-  const data: PlotlyTrace[] = [];
-  const uris = await Promise.all(rows.flatMap((r) => r.images.map((im) => imageDataUri(fitTo(im, 64)))));
-  rows.forEach((r, i) =>
-    labels.forEach((l, b) =>
-      data.push(imageTrace(uris[i * nC + b], grid.axes[i * nC + b], `${shortPath(r.path)} ${l}`))
-    )
-  );
-  const axStd = grid.axes[nR * nC], axPca = grid.axes[nR * nC + 1];
-  // Entries by index (their names are long); the name is in the hover text.
-  const x = rows.map((_, i) => i);
-  const text = rows.map((r) => shortPath(r.path));
-  labels.forEach((l, b) =>
-    data.push({
-      type: "scatter",
-      mode: "lines+markers",
-      name: l,
-      x,
-      y: rows.map((r) => round4(r.stats[b].std)),
-      text,
-      line: { color: PALETTE[b % PALETTE.length] },
-      ...axStd,
-    })
-  );
-  for (let j = 0; j < 3; j++) {
-    data.push({
-      type: "bar",
-      name: `PC${j + 1}`,
-      x,
-      y: rows.map((r) => round4(r.pca.explained[j] ?? 0)),
-      text,
-      marker: { color: PALETTE[j] },
-      ...axPca,
-    });
-  }
-  const layout = grid.layout;
-
-  // PNG.
-  const panels: Panel[][] = rows.map((r) => r.images.map((im) => ({ image: fitTo(im, cell) })));
-  const chartW = Math.max(500, nC * (cell + 6));
+  // Entries by index (their names are long, and in the row labels).
   const idx = rows.map((_, i) => i);
-  const png = await renderCanvas({
-    title: `Reference bank: ${nR} entries, batch ${batch}`,
+  const chartRow = (title: string, yTitle: string, layers: Layer[], heading?: string): PanelRow => ({
+    heading,
+    panels: [{
+      kind: "chart",
+      title,
+      span: labels.length,
+      size: [Math.max(500, labels.length * (cell + 6)), 150],
+      x: { title: "entry" },
+      y: { title: yTitle },
+      layers,
+    }],
+  });
+  return {
+    name: "bank",
+    caption: "Reference bank",
+    title: `Reference bank: ${rows.length} entries, batch ${batch} (${labels.join(", ")})`,
     subtitle: "one PCA per entry over all items (colours compare within a row); reader bank (fp16-rounded)",
-    sections: [
-      { rows: panels, rowLabels: rows.map(rowLabel), colLabels: labels },
-      {
-        title: "Channel statistics (x: entry index, in pairing order)",
-        rows: [
-          [{
-            ...lineChart({
-              width: chartW,
-              height: 150,
-              series: labels.map((l, b) => ({ name: l, x: idx, y: rows.map((r) => r.stats[b].std) })),
-              xLabel: "std per entry",
-            }),
-          }],
-          [{
-            ...lineChart({
-              width: chartW,
-              height: 150,
-              series: [0, 1, 2].map((j) => ({
-                name: `PC${j + 1}`,
-                x: idx,
-                y: rows.map((r) => r.pca.explained[j] ?? 0),
-              })),
-              xLabel: "PCA explained variance share",
-            }),
-          }],
-        ],
-      },
+    rows: [
+      ...rows.map((r, i): PanelRow => ({
+        label: `${shortPath(r.path)} (${r.ch} ch, ${r.h}x${r.w})`,
+        panels: r.images.map((image, b) => ({
+          kind: "image",
+          title: i === 0 ? labels[b] : undefined,
+          size: cell,
+          layers: [{ kind: "image", name: `${shortPath(r.path)} ${labels[b]}`, image }],
+        })),
+      })),
+      chartRow(
+        "std per entry and item",
+        "std",
+        labels.map((l, b) => ({
+          kind: "lines",
+          name: l,
+          x: idx,
+          y: rows.map((r) => r.stats[b].std),
+          markers: true,
+        })),
+        "Channel statistics (x: entry index, in pairing order)",
+      ),
+      chartRow(
+        "PCA explained variance",
+        "share",
+        [0, 1, 2].map((j) => ({
+          kind: "bars",
+          name: `PC${j + 1}`,
+          x: idx,
+          y: rows.map((r) => r.pca.explained[j] ?? 0),
+        })),
+      ),
     ],
-  });
-  return vizFigure("bank", "Reference bank", { data, layout }, png, {
-    entries: rows.map((r) => ({
-      path: r.path,
-      shape: [batch, r.tokens, r.ch],
-      grid: [r.h, r.w],
-      explained: r.pca.explained.map((v) => round4(v)),
-      std: r.stats.map((s) => round4(s.std)),
-      absMax: r.stats.map((s) => round4(s.absMax)),
-      maxChannelStd: r.stats.map((s) => round4(s.maxChannelStd)),
-      copyRelDiff: r.copyDiff === null ? null : round4(r.copyDiff),
-    })),
-    items: labels,
-  });
+    summary: {
+      entries: rows.map((r) => ({
+        path: r.path,
+        shape: [batch, r.tokens, r.ch],
+        grid: [r.h, r.w],
+        explained: r.pca.explained.map((v) => round4(v)),
+        std: r.stats.map((s) => round4(s.std)),
+        absMax: r.stats.map((s) => round4(s.absMax)),
+        maxChannelStd: r.stats.map((s) => round4(s.maxChannelStd)),
+        copyRelDiff: r.copyDiff === null ? null : round4(r.copyDiff),
+      })),
+      items: labels,
+    },
+  };
+}
+
+/** The bank figure of a reference-UNet result (its reader bank, as the denoising UNet reads it) or a bank. */
+export async function bankFigure(
+  bank: Bank | ReferenceResult,
+  o: BankFigureOptions = {},
+): Promise<VizFigure> {
+  return await drawFigure(describeBank(bank, o));
 }

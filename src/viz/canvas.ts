@@ -66,18 +66,12 @@ function panelSize(p: Panel | null): [number, number] {
   return [Math.max(iw, p.width ?? 0), Math.max(ih, p.height ?? 0)];
 }
 
-interface Placed {
-  panel: Panel;
-  x: number;
-  y: number;
-}
-
 /** Lays out one section from `top`; returns its height, the placed panels and its SVG text. */
 function layoutSection(
   s: Section,
   top: number,
   width: { value: number },
-  placed: Placed[],
+  placed: PanelPlace[],
 ): [number, string] {
   const nCols = Math.max(0, ...s.rows.map((r) => r.length), s.colLabels?.length ?? 0);
   const colW = Array.from(
@@ -130,9 +124,18 @@ function layoutSection(
   return [y - top + 4, svg];
 }
 
-/** Renders the figure's PNG. */
-export async function renderCanvas(spec: CanvasSpec): Promise<Uint8Array> {
-  const placed: Placed[] = [];
+/** Where a panel landed on the canvas (its top left corner, in pixels). */
+export interface PanelPlace {
+  panel: Panel;
+  x: number;
+  y: number;
+}
+
+/** Renders the figure's PNG and says where each panel went (in reading order). */
+export async function renderCanvas(
+  spec: CanvasSpec,
+): Promise<{ png: Uint8Array; placed: PanelPlace[] }> {
+  const placed: PanelPlace[] = [];
   const width = { value: 200 };
   let svg = text(MARGIN, 20, spec.title, { size: 15, bold: true });
   let y = 30;
@@ -166,5 +169,5 @@ export async function renderCanvas(spec: CanvasSpec): Promise<Uint8Array> {
     .composite(layers)
     .png({ compressionLevel: 6 })
     .toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  return { png: new Uint8Array(buf.buffer, buf.byteOffset, buf.length), placed };
 }

@@ -3,10 +3,10 @@
  * the two swept settings. Frames can be read straight from run directories.
  */
 import { join } from "node:path";
-import { type Panel, renderCanvas } from "./canvas.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
-import { type CellSpec, imageTrace, plotlyGrid } from "./plotly.ts";
-import { fitTo, imageDataUri, type RgbImage } from "./raster.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import type { FigureSpec, Panel } from "./panels.ts";
+import type { RgbImage } from "./raster.ts";
 
 export interface GridFigureSpec {
   title: string;
@@ -21,55 +21,51 @@ export interface GridFigureSpec {
   thumbSize?: number;
 }
 
-/** The grid figure of a sweep. */
-export async function gridFigure(spec: GridFigureSpec): Promise<VizFigure> {
+/** The grid figure of a sweep, described. */
+export function describeGrid(spec: GridFigureSpec): FigureSpec {
   const nR = spec.rowLabels.length, nC = spec.colLabels.length;
   if (spec.cells.length !== nR || spec.cells.some((r) => r.length !== nC)) {
     throw new VizError(
       `grid cells must be ${nR} rows of ${nC}, got [${spec.cells.map((r) => r.length).join(", ")}]`,
     );
   }
-  const side = spec.thumbSize ?? 160;
-  const thumbs = spec.cells.map((r) => r.map((c) => (c ? fitTo(c, side) : null)));
   const axisNote = [spec.rowTitle && `rows: ${spec.rowTitle}`, spec.colTitle && `columns: ${spec.colTitle}`]
     .filter(Boolean).join(", ");
-  const cells: CellSpec[] = [];
-  const where: [number, number][] = [];
-  thumbs.forEach((r, i) =>
-    r.forEach((t, j) => {
-      if (!t) return;
-      cells.push({ row: i, col: j, kind: "image", title: i === 0 ? spec.colLabels[j] : undefined });
-      where.push([i, j]);
-    })
-  );
-  const grid = plotlyGrid(nR, nC, cells, {
+  // Each column named over its first image.
+  const firstRow = spec.colLabels.map((_, j) => spec.cells.findIndex((r) => r[j] !== null));
+  return {
+    name: "grid",
+    caption: spec.title,
     title: axisNote ? `${spec.title} (${axisNote})` : spec.title,
-    width: Math.max(500, 150 + nC * (side + 12)),
-    height: 110 + nR * (side + 30),
-    rowLabels: spec.rowLabels,
-  });
-  const data: PlotlyTrace[] = await Promise.all(
-    where.map(async ([i, j], k) =>
-      imageTrace(
-        await imageDataUri(thumbs[i][j]!, "jpeg"),
-        grid.axes[k],
-        `${spec.rowLabels[i]} / ${spec.colLabels[j]}`,
-      )
-    ),
-  );
-  const rows: (Panel | null)[][] = thumbs.map((r) => r.map((t) => (t ? { image: t } : null)));
-  const png = await renderCanvas({
-    title: spec.title,
-    subtitle: axisNote || undefined,
-    sections: [{ rows, rowLabels: spec.rowLabels, colLabels: spec.colLabels }],
-  });
-  return vizFigure("grid", spec.title, { data, layout: grid.layout }, png, {
-    rows: nR,
-    cols: nC,
-    missing: spec.cells.flat().filter((c) => !c).length,
-    rowLabels: spec.rowLabels,
-    colLabels: spec.colLabels,
-  });
+    rows: spec.cells.map((r, i) => ({
+      label: spec.rowLabels[i],
+      panels: r.map((image, j): Panel | null =>
+        image && {
+          kind: "image",
+          title: firstRow[j] === i ? spec.colLabels[j] : undefined,
+          size: spec.thumbSize ?? 160,
+          layers: [{
+            kind: "image",
+            name: `${spec.rowLabels[i]} / ${spec.colLabels[j]}`,
+            image,
+            photo: true,
+          }],
+        }
+      ),
+    })),
+    summary: {
+      rows: nR,
+      cols: nC,
+      missing: spec.cells.flat().filter((c) => !c).length,
+      rowLabels: spec.rowLabels,
+      colLabels: spec.colLabels,
+    },
+  };
+}
+
+/** The grid figure of a sweep. */
+export async function gridFigure(spec: GridFigureSpec): Promise<VizFigure> {
+  return await drawFigure(describeGrid(spec));
 }
 
 /** What a run directory's run.json says about its frames. */

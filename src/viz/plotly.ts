@@ -34,9 +34,14 @@ export interface GridOptions {
   /** Relative row heights (default equal). */
   rowHeights?: number[];
   rowLabels?: string[];
+  /** A heading over a row starts a group of rows (drawn above its panels' titles). */
+  rowHeadings?: (string | undefined)[];
   /** Extra layout fields (merged last). */
   layout?: Record<string, unknown>;
 }
+
+/** Pixels a row heading takes above the row. */
+export const HEADING_H = 22;
 
 /** Plotly numbers: 4 significant digits keep the JSON small and the hover values honest enough. */
 export function round4(v: number): number | null {
@@ -61,9 +66,12 @@ export function plotlyGrid(
   const longest = Math.max(0, ...(o.rowLabels ?? []).map((l) => l.length));
   const left = longest ? Math.min(340, 20 + longest * 6.5) : cells.some((c) => c.kind !== "image") ? 70 : 30;
   const legend = Boolean(o.layout?.showlegend);
-  const top = 60, bottom = legend ? 80 : 40, right = 20;
+  // An x axis title sits under the tick labels: the legend and the next row go below it.
+  const xTitled = cells.some((c) => c.kind === "chart" && c.xTitle);
+  const top = 60, bottom = (legend ? 80 : 40) + (xTitled ? 16 : 0), right = 20;
   // Gaps in pixels, as fractions of the plot area.
-  const hgap = 12 / Math.max(1, o.width - left - right), vgap = 40 / Math.max(1, o.height - top - bottom);
+  const hgap = 12 / Math.max(1, o.width - left - right);
+  const vgap = (xTitled ? 56 : 40) / Math.max(1, o.height - top - bottom);
   const heights = o.rowHeights ?? Array(nRows).fill(1);
   const sum = heights.reduce((a, b) => a + b, 0);
   // Domains in paper coordinates (the plot area), rows from the top.
@@ -87,10 +95,12 @@ export function plotlyGrid(
     const n = k + 1;
     const id = n === 1 ? "" : String(n);
     const span = cell.colSpan ?? 1;
-    const x0 = cell.col / nCols + (cell.col ? hgap / 2 : 0);
-    const x1 = (cell.col + span) / nCols - (cell.col + span < nCols ? hgap / 2 : 0);
-    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) -
-      (cell.title ? 14 / Math.max(1, o.height - top - bottom) : 0);
+    // Columns of equal width with equal gaps between them.
+    const cw = (1 - (nCols - 1) * hgap) / nCols;
+    const x0 = cell.col * (cw + hgap);
+    const x1 = x0 + span * cw + (span - 1) * hgap;
+    const above = (cell.title ? 14 : 0) + (o.rowHeadings?.[cell.row] ? HEADING_H : 0);
+    const y1 = rowTop[cell.row] - (cell.row ? vgap / 2 : 0) - above / Math.max(1, o.height - top - bottom);
     const y0 = rowTop[cell.row] - heights[cell.row] / sum + (cell.row < nRows - 1 ? vgap / 2 : 0);
     const xd = [round4(x0), round4(Math.max(x1, x0 + 0.01))];
     const yd = [round4(Math.max(0, y0)), round4(Math.max(y1, y0 + 0.01))];
@@ -158,6 +168,20 @@ export function plotlyGrid(
       font: { size: 11 },
     });
   });
+  o.rowHeadings?.forEach((heading, r) => {
+    if (!heading || r >= nRows) return;
+    annotations.push({
+      text: `<b>${heading}</b>`,
+      xref: "paper",
+      yref: "paper",
+      x: -left / Math.max(1, o.width - left - right) + 0.005,
+      y: rowTop[r] - (r ? vgap / 2 : 0),
+      xanchor: "left",
+      yanchor: "top",
+      showarrow: false,
+      font: { size: 12 },
+    });
+  });
   layout.annotations = annotations;
   if (legend) {
     // Under the last row's tick labels, in the bottom margin.
@@ -165,16 +189,20 @@ export function plotlyGrid(
       orientation: "h",
       x: 0,
       xanchor: "left",
-      y: -28 / Math.max(1, o.height - top - bottom),
+      y: -(xTitled ? 44 : 28) / Math.max(1, o.height - top - bottom),
       yanchor: "top",
     };
   }
   return { layout: { ...layout, ...o.layout, ...(legend ? { legend: layout.legend } : {}) }, axes };
 }
 
-/** An image trace from a data URI (pixels as drawn, no hover values). */
-export function imageTrace(source: string, ax: CellAxes, name: string): PlotlyTrace {
-  return { type: "image", source, name, hoverinfo: "skip", ...ax };
+/**
+ * An image trace from a data URI (pixels as drawn, no hover values); `dx`, `dy` scale its pixels to the cell's
+ * coordinates (a thumbnail over a larger frame), the left/top edge at 0.
+ */
+export function imageTrace(source: string, ax: CellAxes, name: string, dx = 1, dy = 1): PlotlyTrace {
+  const place = { x0: round4(dx / 2), dx: round4(dx), y0: round4(dy / 2), dy: round4(dy) };
+  return { type: "image", source, name, hoverinfo: "skip", ...place, ...ax };
 }
 
 export interface HeatOptions {

@@ -6,12 +6,12 @@
 import type { PreparedImage } from "../stages/image/prepare.ts";
 import type { Region } from "../stages/image/regions.ts";
 import type { U8Image } from "../stages/image/types.ts";
-import { type Panel, renderCanvas, svgText } from "./canvas.ts";
-import { PALETTE } from "./charts.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
-import { heatTrace, imageTrace, plotlyGrid, round4 } from "./plotly.ts";
-import { chwToRgb, fitTo, imageDataUri, overlayMap, resizeRgb, type RgbImage } from "./raster.ts";
-import type { CellSpec } from "./plotly.ts";
+import { VIRIDIS } from "./colormap.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import { type BoxLayer, type FigureSpec, PALETTE, type PanelRow } from "./panels.ts";
+import { round4 } from "./plotly.ts";
+import { chwToRgb, type RgbImage } from "./raster.ts";
 
 /** The pyramids in the order the denoising UNet's audio branches use them. */
 export const PYRAMIDS = [
@@ -23,7 +23,7 @@ export const PYRAMIDS = [
 const BOX_COLORS = { face: PALETTE[2], lip: PALETTE[1], bbox: PALETTE[3] };
 
 export interface PortraitOptions {
-  /** Side of the portrait in the PNG (default 384). */
+  /** Side of the portrait in pixels, both renderings (default 384). */
   displaySize?: number;
   /** Side of each mask overlay (default 96). */
   maskSize?: number;
@@ -51,8 +51,8 @@ function maskValues(m: U8Image): Float32Array {
   return Float32Array.from(m.data, (v) => v / 255);
 }
 
-/** The portrait figure of a prepared image. */
-export async function portraitFigure(image: PreparedImage, o: PortraitOptions = {}): Promise<VizFigure> {
+/** The portrait figure of a prepared image, described. */
+export function describePortrait(image: PreparedImage, o: PortraitOptions = {}): FigureSpec {
   const [c, S, S2] = image.pixels.shape;
   if (c !== 3 || S !== S2) throw new VizError(`pixels must be (3, S, S), got [${image.pixels.shape}]`);
   if (image.landmarks.length === 0) throw new VizError(`${image.source}: no landmarks to draw`);
@@ -64,19 +64,17 @@ export async function portraitFigure(image: PreparedImage, o: PortraitOptions = 
       name: `face mask region (x${image.faceExpandRatio})`,
       box: scaleBox(regionBox(image.masks.faceBox.expanded, image.width, image.height), sx, sy),
       color: BOX_COLORS.face,
-      dash: "solid",
     },
     {
       name: "lip mask region (x2.0)",
       box: scaleBox(regionBox(image.masks.lipBox.expanded, image.width, image.height), sx, sy),
       color: BOX_COLORS.lip,
-      dash: "solid",
     },
     {
       name: image.detection ? "insightface box" : "insightface box (no face: whole image)",
       box: scaleBox(image.bbox, sx, sy),
       color: BOX_COLORS.bbox,
-      dash: "dot",
+      dashed: true,
     },
   ];
   const levels = PYRAMIDS.map((p) =>
@@ -86,124 +84,68 @@ export async function portraitFigure(image: PreparedImage, o: PortraitOptions = 
     })
   );
 
-  // Plotly: the portrait on top, then one row per pyramid (64x64 source, levels 0..3).
-  const thumbSide = Math.min(S, 128);
-  const thumb = resizeRgb(rgb, thumbSide, thumbSide, "bilinear");
-  const [portraitUri, thumbUri] = await Promise.all([imageDataUri(rgb, "jpeg"), imageDataUri(thumb, "jpeg")]);
-  const cells: CellSpec[] = [{ row: 0, col: 0, kind: "image", colSpan: 5, title: `reference ${S}x${S}` }];
-  for (let r = 0; r < 3; r++) {
-    const src = image.masks[PYRAMIDS[r].source];
-    cells.push({
-      row: r + 1,
-      col: 0,
-      kind: "image",
-      title: `${PYRAMIDS[r].source} ${src.width}x${src.height}`,
-    });
-    levels[r].forEach((lv, l) =>
-      cells.push({ row: r + 1, col: l + 1, kind: "image", title: `level ${l}: ${lv.side}x${lv.side}` })
-    );
-  }
-  const grid = plotlyGrid(4, 5, cells, {
-    title: `Portrait: ${image.source.split("/").pop()}`,
-    width: 900,
-    height: 1250,
-    rowHeights: [2.6, 1, 1, 1],
-    rowLabels: ["", ...PYRAMIDS.map((p) => p.label)],
-  });
-  const ax0 = grid.axes[0];
-  const data: PlotlyTrace[] = [
-    imageTrace(portraitUri, ax0, "reference"),
-    {
-      type: "scatter",
-      mode: "markers",
-      name: "landmarks (478)",
-      x: pts.map((p) => round4(p[0])),
-      y: pts.map((p) => round4(p[1])),
-      marker: { size: 3, color: PALETTE[0] },
-      hovertemplate: "landmark %{pointNumber}: (%{x}, %{y})<extra></extra>",
-      ...ax0,
-    },
-  ];
-  const shapes = boxes.map((b) => ({
-    type: "rect",
-    xref: ax0.xaxis,
-    yref: ax0.yaxis,
-    x0: round4(b.box[0]),
-    y0: round4(b.box[1]),
-    x1: round4(b.box[2]),
-    y1: round4(b.box[3]),
-    line: { color: b.color, width: 2, dash: b.dash },
-    label: { text: b.name, font: { size: 10, color: b.color }, textposition: "top left" },
-  }));
-  let k = 1;
-  for (let r = 0; r < 3; r++) {
-    const src = image.masks[PYRAMIDS[r].source];
-    const maps = [{ side: src.width, values: maskValues(src) }, ...levels[r]];
-    maps.forEach((m, col) => {
-      const ax = grid.axes[k++];
-      const cell = thumbSide / m.side;
-      data.push(imageTrace(thumbUri, ax, "reference"));
-      data.push(heatTrace(m.values, m.side, m.side, ax, {
-        name: col === 0 ? PYRAMIDS[r].source : `${PYRAMIDS[r].key}[${col - 1}]`,
-        x0: cell / 2,
-        dx: cell,
-        y0: cell / 2,
-        dy: cell,
-        zmin: 0,
-        zmax: 1,
-        opacity: 0.6,
-      }));
-    });
-  }
-  const plotly = { data, layout: { ...grid.layout, shapes } };
-
-  // PNG: the same content.
   const D = o.displaySize ?? 384, M = o.maskSize ?? 96;
-  const big = fitTo(rgb, D);
-  const f = D / S;
-  let svg = pts.map(([x, y]) =>
-    `<circle cx="${(x * f).toFixed(1)}" cy="${(y * f).toFixed(1)}" r="1.3" fill="${PALETTE[0]}"/>`
-  )
-    .join("");
-  let legend = "";
-  boxes.forEach((b, i) => {
-    const [x1, y1, x2, y2] = b.box.map((v) => v * f);
-    svg += `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${(x2 - x1).toFixed(1)}" height="${
-      (y2 - y1).toFixed(1)
-    }" fill="none" stroke="${b.color}" stroke-width="2"${
-      b.dash === "dot" ? ' stroke-dasharray="4,3"' : ""
-    }/>`;
-    legend +=
-      `<rect x="0" y="${
-        8 + 18 * i
-      }" width="14" height="10" fill="none" stroke="${b.color}" stroke-width="2"/>` +
-      `<text x="20" y="${17 + 18 * i}" font-family="sans-serif" font-size="11" fill="#222">${
-        svgText(b.name)
-      }</text>`;
+  const unit = { cmap: VIRIDIS, range: [0, 1] as const };
+  const maskRows = PYRAMIDS.map((p, r): PanelRow => {
+    const src = image.masks[p.source];
+    const maps = [
+      {
+        side: src.width,
+        values: maskValues(src),
+        name: p.source,
+        title: `${p.source} ${src.width}x${src.height}`,
+      },
+      ...levels[r].map((lv, l) => ({
+        ...lv,
+        name: `${p.key}[${l}]`,
+        title: `level ${l}: ${lv.side}x${lv.side}`,
+      })),
+    ];
+    return {
+      label: p.label,
+      heading: r === 0 ? "Mask pyramids" : undefined,
+      panels: maps.map((m) => ({
+        kind: "image",
+        title: m.title,
+        size: M,
+        layers: [
+          { kind: "image", name: "reference", image: rgb, photo: true },
+          { kind: "heatmap", name: m.name, values: m.values, width: m.side, height: m.side, scale: unit },
+        ],
+      })),
+    };
   });
-  legend += `<circle cx="7" cy="${13 + 18 * boxes.length}" r="2" fill="${PALETTE[0]}"/>` +
-    `<text x="20" y="${17 + 18 * boxes.length}" font-family="sans-serif" font-size="11" fill="#222">` +
-    `${pts.length} landmarks</text>`;
-  const small = fitTo(rgb, M);
-  const rows: Panel[][] = levels.map((lv, r) => {
-    const src = image.masks[PYRAMIDS[r].source];
-    const maps = [{ side: src.width, values: maskValues(src) }, ...lv];
-    return maps.map((m, col): Panel => ({
-      image: overlayMap(small, m.values, m.side, m.side, { range: [0, 1] }),
-      label: col === 0 ? `${m.side}x${m.side} src` : `L${col - 1} ${m.side}x${m.side}`,
-    }));
-  });
-  const png = await renderCanvas({
+  const spec: FigureSpec = {
+    name: "portrait",
+    caption: "Portrait, landmarks and masks",
     title: `Portrait: ${image.source.split("/").pop()} (${image.width}x${image.height} -> ${S}x${S})`,
     subtitle: `478 landmarks, mask regions, insightface box${image.detection ? "" : " (none found)"}; ` +
       "pyramids overlaid (viridis, 0..1)",
-    sections: [
-      { rows: [[{ image: big, svg }, { width: 260, height: 20 + 18 * (boxes.length + 1), svg: legend }]] },
-      { title: "Mask pyramids", rows, rowLabels: PYRAMIDS.map((p) => p.label) },
+    rows: [
+      {
+        panels: [{
+          kind: "image",
+          title: `reference ${S}x${S}`,
+          size: D,
+          span: 5,
+          layers: [
+            { kind: "image", name: "reference", image: rgb, photo: true },
+            {
+              kind: "points",
+              name: `landmarks (${pts.length})`,
+              x: pts.map((p) => p[0]),
+              y: pts.map((p) => p[1]),
+              color: PALETTE[0],
+            },
+            ...boxes.map((b): BoxLayer => ({ kind: "box", ...b })),
+          ],
+        }],
+      },
+      ...maskRows,
     ],
-  });
+  };
   const rgbOut: RgbImage = rgb;
-  return vizFigure("portrait", "Portrait, landmarks and masks", plotly, png, {
+  spec.summary = {
     size: S,
     image: [image.width, image.height],
     landmarks: pts.length,
@@ -219,5 +161,11 @@ export async function portraitFigure(image: PreparedImage, o: PortraitOptions = 
       rgbOut.data.reduce((a, b) => Math.min(a, b), 255),
       rgbOut.data.reduce((a, b) => Math.max(a, b), 0),
     ],
-  });
+  };
+  return spec;
+}
+
+/** The portrait figure of a prepared image. */
+export async function portraitFigure(image: PreparedImage, o: PortraitOptions = {}): Promise<VizFigure> {
+  return await drawFigure(describePortrait(image, o));
 }

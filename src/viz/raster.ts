@@ -185,14 +185,6 @@ export function overlayMap(
   return blend(grey(base), colorize(up, base.width, base.height, o.cmap, range), o.alpha ?? 0.6);
 }
 
-/** PNG bytes of an RGB image. */
-export async function encodePng(img: RgbImage): Promise<Uint8Array> {
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .png({ compressionLevel: 6 })
-    .toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
-}
-
 /** A `data:` URI of the image, PNG (exact) or JPEG (small; for photo backgrounds in Plotly figures). */
 export async function imageDataUri(img: RgbImage, format: "png" | "jpeg" = "png"): Promise<string> {
   const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });

@@ -6,12 +6,12 @@
 import type { SamplerStep } from "../sampling/sampler.ts";
 import { f32, type F32Tensor } from "../tensor.ts";
 import { pickSteps } from "./attention.ts";
-import { type Panel, renderCanvas } from "./canvas.ts";
-import { lineChart, PALETTE } from "./charts.ts";
 import { VIRIDIS } from "./colormap.ts";
-import { type PlotlyTrace, VizError, type VizFigure, vizFigure } from "./figure.ts";
-import { type CellSpec, heatTrace, imageTrace, plotlyGrid, round4 } from "./plotly.ts";
-import { chwToRgb, colorize, fitTo, imageDataUri, type RgbImage } from "./raster.ts";
+import { drawFigure } from "./draw.ts";
+import { VizError, type VizFigure } from "./figure.ts";
+import type { FigureSpec, PanelRow } from "./panels.ts";
+import { round4 } from "./plotly.ts";
+import { chwToRgb, type RgbImage } from "./raster.ts";
 
 /**
  * The usual linear approximation of SD-1.5 latents (as the sampler sees them) to RGB in about [-1, 1]:
@@ -36,7 +36,7 @@ export interface StepsFigureOptions {
   decode?: DecodeFn;
   /** Columns (evenly spaced steps, first and last included; default 8). */
   maxSteps?: number;
-  /** Side of each image in the PNG (default 112). */
+  /** Side of each image in pixels, both renderings (default 112). */
   cellSize?: number;
 }
 
@@ -93,8 +93,8 @@ function std(a: Float32Array): number {
   return Math.sqrt(Math.max(0, s2 / a.length - (s / a.length) ** 2));
 }
 
-/** The per-step figure of a clip's sampler steps. */
-export async function stepsFigure(steps: SamplerStep[], o: StepsFigureOptions): Promise<VizFigure> {
+/** The per-step figure of a clip's sampler steps, described. */
+export async function describeSteps(steps: SamplerStep[], o: StepsFigureOptions): Promise<FigureSpec> {
   if (steps.length === 0) throw new VizError("no steps to draw");
   const shape = o.latentShape;
   if (shape.length !== 5) throw new VizError(`latentShape must be (1, 4, F, h, w), got [${shape}]`);
@@ -147,58 +147,35 @@ export async function stepsFigure(steps: SamplerStep[], o: StepsFigureOptions): 
     "guided update |next - latents| (L2 over channels)",
   ];
 
-  // Plotly.
-  const nC = shown.length;
-  const imageRows = rowNames.length;
-  const cells: CellSpec[] = [];
-  for (let r = 0; r < imageRows; r++) {
-    shown.forEach((s, c) =>
-      cells.push({
-        row: r,
-        col: c,
+  const stepTitle = (s: SamplerStep) => `step ${s.index} (t=${s.timestep})`;
+  // Step titles over the first row only: the columns are the steps.
+  const imageRow = (label: string, images: RgbImage[], titled = false): PanelRow => ({
+    label,
+    panels: images.map((image, c) => ({
+      kind: "image",
+      title: titled ? stepTitle(shown[c]) : undefined,
+      size: cell,
+      layers: [{ kind: "image", name: `${label} step ${shown[c].index}`, image }],
+    })),
+  });
+  const heatRow = (label: string, name: string, maps: Float32Array[], zmax: number): PanelRow => {
+    const scale = { cmap: VIRIDIS, range: [0, zmax] as const };
+    return {
+      label,
+      panels: maps.map((values, c) => ({
         kind: "image",
-        title: r === 0 ? `step ${s.index} (t=${s.timestep})` : undefined,
-      })
-    );
-  }
-  cells.push({
-    row: imageRows,
-    col: 0,
-    kind: "chart",
-    colSpan: nC,
-    title: "per step (all steps)",
-    xTitle: "step",
-  });
-  const grid = plotlyGrid(imageRows + 1, nC, cells, {
-    title: `Sampler steps: frame ${frame} of ${F}, ${steps.length} steps${guided ? ", with guidance" : ""}`,
-    width: Math.max(700, 170 + nC * 120),
-    height: 110 + 135 * (imageRows + 1.6),
-    rowHeights: [...rowNames.map(() => 1), 1.6],
-    rowLabels: [...rowNames, ""],
-    layout: { showlegend: true },
-  });
-  const data: PlotlyTrace[] = [];
-  let k = 0;
-  const uriRow = async (imgs: RgbImage[], name: string) => {
-    const uris = await Promise.all(
-      imgs.map((im) => imageDataUri(fitTo(im, Math.max(64, Math.min(128, im.width))))),
-    );
-    uris.forEach((u, c) => data.push(imageTrace(u, grid.axes[k + c], `${name} step ${shown[c].index}`)));
-    k += uris.length;
+        size: cell,
+        layers: [{
+          kind: "heatmap",
+          name: `${name} step ${shown[c].index}`,
+          values,
+          width: w,
+          height: h,
+          scale,
+        }],
+      })),
+    };
   };
-  await uriRow(cols.map((c) => c.latents), "latents");
-  await uriRow(cols.map((c) => c.x0), "x0");
-  const heatRow = (maps: Float32Array[], name: string, zmax: number) => {
-    maps.forEach((m, c) =>
-      data.push(
-        heatTrace(m, w, h, grid.axes[k + c], { name: `${name} step ${shown[c].index}`, zmin: 0, zmax }),
-      )
-    );
-    k += maps.length;
-  };
-  if (guided) heatRow(cols.map((c) => c.diff!), "|cond-uncond|", diffMax);
-  heatRow(cols.map((c) => c.update), "|update|", updMax);
-  const axC = grid.axes[k];
   const idx = steps.map((s) => s.index);
   const series: [string, number[]][] = [
     ["latents std", curves.latentStd],
@@ -206,51 +183,42 @@ export async function stepsFigure(steps: SamplerStep[], o: StepsFigureOptions): 
     ...(guided ? [["mean |cond - uncond|", curves.condUncond] as [string, number[]]] : []),
     ["mean |update|", curves.update],
   ];
-  series.forEach(([name, y], i) =>
-    data.push({
-      type: "scatter",
-      mode: "lines+markers",
-      name,
-      x: idx,
-      y: y.map(round4),
-      line: { color: PALETTE[i] },
-      ...axC,
-    })
-  );
-
-  // PNG.
-  const px = (img: RgbImage) => fitTo(img, cell);
-  const heatPx = (m: Float32Array, zmax: number) => fitTo(colorize(m, w, h, VIRIDIS, [0, zmax]), cell);
-  const rows: Panel[][] = [
-    cols.map((c) => ({ image: px(c.latents) })),
-    cols.map((c) => ({ image: px(c.x0) })),
-    ...(guided ? [cols.map((c) => ({ image: heatPx(c.diff!, diffMax) }))] : []),
-    cols.map((c) => ({ image: heatPx(c.update, updMax) })),
-  ];
-  const png = await renderCanvas({
+  return {
+    name: "steps",
+    caption: "Sampler steps",
     title: `Sampler steps: frame ${frame} of ${F}, ${steps.length} steps${guided ? ", with guidance" : ""}`,
     subtitle: `heat ranges: |cond - uncond| 0..${round4(diffMax)}, |update| 0..${round4(updMax)} (viridis)`,
-    sections: [
-      { rows, rowLabels: rowNames, colLabels: shown.map((s) => `step ${s.index} (t=${s.timestep})`) },
+    rows: [
+      imageRow(rowNames[0], cols.map((c) => c.latents), true),
+      imageRow(rowNames[1], cols.map((c) => c.x0)),
+      ...(guided ? [heatRow(rowNames[2], "|cond-uncond|", cols.map((c) => c.diff!), diffMax)] : []),
+      heatRow(rowNames[rowNames.length - 1], "|update|", cols.map((c) => c.update), updMax),
       {
-        rows: [[lineChart({
-          width: Math.max(500, nC * (cell + 6)),
-          height: 160,
-          series: series.map(([name, y]) => ({ name, x: idx, y })),
-          xLabel: "step",
-        })]],
+        panels: [{
+          kind: "chart",
+          title: "per step (all steps)",
+          span: shown.length,
+          size: [Math.max(500, shown.length * (cell + 6)), 160],
+          x: { title: "step" },
+          layers: series.map(([name, y]) => ({ kind: "lines", name, x: idx, y, markers: true })),
+        }],
       },
     ],
-  });
-  return vizFigure("steps", "Sampler steps", { data, layout: grid.layout }, png, {
-    steps: steps.length,
-    shown: shown.map((s) => s.index),
-    timesteps: shown.map((s) => s.timestep),
-    frame,
-    guided,
-    decoded: o.decode !== undefined,
-    diffMax: round4(diffMax),
-    updateMax: round4(updMax),
-    curves: Object.fromEntries(Object.entries(curves).map(([k, v]) => [k, v.map(round4)])),
-  });
+    summary: {
+      steps: steps.length,
+      shown: shown.map((s) => s.index),
+      timesteps: shown.map((s) => s.timestep),
+      frame,
+      guided,
+      decoded: o.decode !== undefined,
+      diffMax: round4(diffMax),
+      updateMax: round4(updMax),
+      curves: Object.fromEntries(Object.entries(curves).map(([k, v]) => [k, v.map(round4)])),
+    },
+  };
+}
+
+/** The per-step figure of a clip's sampler steps. */
+export async function stepsFigure(steps: SamplerStep[], o: StepsFigureOptions): Promise<VizFigure> {
+  return await drawFigure(await describeSteps(steps, o));
 }
