@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
-import { runFiles } from "../src/stages/generate/animate.ts";
+import { runFiles } from "../src/stages/generate/run_dir.ts";
 import { gridLayout, renderLabel } from "../src/stages/video/grid.ts";
 import { maskWeights, MotionEnergy } from "../src/stages/video/motion_energy.ts";
 import { sweepLabel, sweepSettings, type SweepSummary } from "../src/stages/generate/sweep.ts";
