@@ -137,6 +137,12 @@ Deno.test("resume with a different image, audio or face expand ratio: one line n
       identityDifference({ steps: 4 }, identity())!,
       /another version of hallo-lab \(run format 1/,
     );
+    // A run.json of the earlier layout (no format) is named as such.
+    await Deno.writeTextFile(runFiles.record(dir), JSON.stringify({ identity: { steps: 4 }, clips: 3 }));
+    await assert.rejects(
+      RunDir.open(dir, { identity: identity(), resume: true }),
+      /run\.json: written by another version of hallo-lab \(run format 1, this one reads 2\); run it again without --resume$/,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

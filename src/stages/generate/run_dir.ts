@@ -136,6 +136,16 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
   } catch (e) {
     throw new RunDirError(`${file}: cannot read the run record (${firstLine(e)})`);
   }
+  // Records of earlier versions have an identity but another (or no) format.
+  if (
+    rec !== null && typeof rec === "object" && (rec.format ?? rec.identity) !== undefined &&
+    rec.format !== RUN_FORMAT
+  ) {
+    throw new RunDirError(
+      `${file}: written by another version of hallo-lab (run format ${rec.format ?? 1}, this one reads ` +
+        `${RUN_FORMAT}); run it again without --resume`,
+    );
+  }
   const g = rec?.geometry;
   const ok = rec !== null && typeof rec === "object" && Number.isInteger(rec.clips) &&
     Number.isInteger(rec.audio_length) && Array.isArray(rec.finished) && typeof g === "object" &&
