@@ -78,12 +78,11 @@ export async function run(args: string[]): Promise<number> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
     const runDir = v["run-dir"] ?? defaultRunDir(out);
-    const separate = !v["no-separate"];
     run = await openRunFor({ image, audio, out, runDir, weightsDir, resume: v.resume }, {
       ...settings,
       faceExpandRatio,
       size,
-      separate,
+      separate: !v["no-separate"],
       device,
       dtype,
     });
