@@ -245,14 +245,29 @@ export {
   type AnimateResult,
   type AudioConditioning,
   type ImageConditioning,
-  RunDirError,
-  runFrames,
 } from "./src/stages/generate/animate.ts";
+export {
+  checkRunPaths,
+  type FinishedClip,
+  identityDifference,
+  makeRunIdentity,
+  type OpenRunOptions,
+  readRunRecord,
+  RunDir,
+  RunDirError,
+  RunDirLockedError,
+  type RunIdentity,
+  runIdentityOfFiles,
+  type RunLayout,
+  RunPathError,
+  type RunRecord,
+} from "./src/stages/generate/run_dir.ts";
 export {
   DEFAULT_SETTINGS,
   loadModelsFor,
   type PreparedInputs,
   prepareInputs,
+  renderIdentity,
   type RenderSettings,
   renderVideo,
 } from "./src/stages/generate/run.ts";

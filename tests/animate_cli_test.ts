@@ -2,13 +2,17 @@
  * The `animate` CLI end to end on tiny random weights at a small size: bad options fail before any heavy
  * work, `--cfg 1` runs the conditional branch alone, the mp4 is h264 + aac at 25 fps with audio_length
  * frames, and a run killed after its first clip resumes to exactly the frames of an uninterrupted run.
+ * Run directories: a resume with other inputs or options, a second run on a busy run dir, an `--out` over
+ * the image and a resume of nothing fail before any work; a killed run's stale lock is taken over; a
+ * zero-filled clip is computed again.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
-import { runFiles } from "../src/stages/generate/animate.ts";
+import { readRunFrames, readRunRecord, runFiles } from "../src/stages/generate/run_dir.ts";
+import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IMAGE = join(ROOT, "fixtures", "astronaut.png");
@@ -82,9 +86,20 @@ Deno.test("animate: bad options fail fast with one line naming the problem", asy
   }
 });
 
+/** Clips run.json lists as finished (0 while there is none). */
+const finishedClips = (runDir: string) => readRunRecord(runDir).then((r) => r.finished.length, () => 0);
+
+const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+
+// One quick run (--cfg 1, one step) that several tests look at.
+const CFG1 = join(work, "cfg1.mp4");
+const CFG1_ARGS = ["--cfg", "1", "--steps", "1"];
+let cfg1Run: ReturnType<typeof animate> | undefined;
+const cfg1 = () => cfg1Run ??= animate(base(CFG1, CFG1_ARGS));
+
 Deno.test("animate: --cfg 1 runs the conditional branch alone and writes an h264 + aac mp4", async () => {
-  const out = join(work, "cfg1.mp4");
-  const r = await animate(base(out, ["--cfg", "1", "--steps", "1"]));
+  const out = CFG1;
+  const r = await cfg1();
   assert.equal(r.code, 0, r.err);
   const info = await probeMedia(out);
   assert.equal(info.videoCodec, "h264");
@@ -98,9 +113,76 @@ Deno.test("animate: --cfg 1 runs the conditional branch alone and writes an h264
   assert.equal(rec.status, "complete");
   assert.equal(rec.settings.cfg, 1);
   assert.match(rec.inputs.image.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(rec.identity.image, rec.inputs.image.sha256);
+  assert.deepEqual(rec.finished.map((c: { clip: number }) => c.clip), [0, 1, 2, 3, 4]);
+  assert.ok(!await exists(join(work, "cfg1.run", "run.lock")), "the lock goes with the run");
 });
 
-Deno.test("animate: a run killed after its first clip resumes to the uninterrupted run's frames", async () => {
+Deno.test("animate: --resume with a different image, audio or face expand ratio is a one-line error before any work", async () => {
+  assert.equal((await cfg1()).code, 0);
+  const runDir = join(work, "cfg1.run");
+  // Another image (a trailing byte after PNG's end) and another audio (its first second).
+  const image = join(work, "other.png");
+  await Deno.writeFile(image, new Uint8Array([...await Deno.readFile(IMAGE), 0]));
+  const audio = join(work, "other.wav");
+  const w = await readWav(SPEECH);
+  const s = w.channels[0].subarray(0, w.sampleRate);
+  const i16 = Int16Array.from(s, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32768))));
+  await Deno.writeFile(audio, encodeWavPcm16(i16, 1, w.sampleRate));
+  const record = await Deno.readFile(runFiles.record(runDir));
+  const video = await Deno.readFile(CFG1);
+  const cases: [string[], RegExp][] = [
+    [
+      base(CFG1, CFG1_ARGS).map((a) => a === IMAGE ? image : a),
+      /a different --image \(sha256 [0-9a-f]{12}… there, [0-9a-f]{12}… now\)$/,
+    ],
+    [
+      base(CFG1, CFG1_ARGS).map((a) => a === SPEECH ? audio : a),
+      /a different --audio \(sha256 [0-9a-f]{12}… there, [0-9a-f]{12}… now\)$/,
+    ],
+    [
+      base(CFG1, [...CFG1_ARGS, "--face-expand-ratio", "1.4"]),
+      /a different --face-expand-ratio \(1\.2 there, 1\.4 now\)$/,
+    ],
+    [base(CFG1, ["--cfg", "1", "--steps", "2"]), /a different --steps \(1 there, 2 now\)$/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await animate([...args, "--resume"]);
+    assert.equal(r.code, 1, r.err);
+    const line = r.err.trim();
+    assert.equal(line.split("\n").length, 1, `one line expected, got: ${r.err}`);
+    assert.match(line, new RegExp(`^animate: run dir ${runDir} was made with `));
+    assert.match(line, re);
+    assert.deepEqual(await Deno.readFile(runFiles.record(runDir)), record, "run.json must not be rewritten");
+    assert.deepEqual(await Deno.readFile(CFG1), video, "the video must stay");
+    assert.ok(!await exists(runFiles.lock(runDir)));
+  }
+});
+
+Deno.test("animate: --out equal to --image is refused and the image is untouched", async () => {
+  const photo = join(work, "photo.png");
+  await Deno.copyFile(IMAGE, photo);
+  const before = await Deno.readFile(photo);
+  const r = await animate(base(photo, CFG1_ARGS).map((a) => a === IMAGE ? photo : a));
+  assert.equal(r.code, 2, r.err);
+  assert.match(
+    r.err.trim(),
+    /^animate: --out .*photo\.png is the --image file; refusing to overwrite an input$/,
+  );
+  assert.deepEqual(await Deno.readFile(photo), before);
+  assert.ok(!await exists(join(work, "photo.run")), "no run dir for a refused run");
+});
+
+Deno.test("animate: a failed --resume leaves no empty run dir behind", async () => {
+  const runDir = join(work, "never.run");
+  const r = await animate(base(join(work, "never.mp4"), [...CFG1_ARGS, "--resume"]));
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err.trim(), /^animate: run dir .*never\.run has no run\.json to resume from$/);
+  assert.ok(!await exists(runDir));
+  assert.ok(!await exists(join(work, "never.mp4")));
+});
+
+Deno.test("animate: a second run on a busy run dir fails at once; a killed run's stale lock is taken over and it resumes to the uninterrupted run's frames; a zero-filled clip is recomputed", async () => {
   const steps = ["--steps", "6"];
   const whole = join(work, "whole.mp4");
   const r = await animate(base(whole, steps));
@@ -110,28 +192,56 @@ Deno.test("animate: a run killed after its first clip resumes to the uninterrupt
   const runDir = join(work, "cut.run");
   const child = cli(base(cut, steps)).spawn();
   const t0 = performance.now();
-  while (true) {
-    const done = await Deno.stat(runFiles.done(runDir, 0)).then(() => true, () => false);
-    if (done) break;
+  while (await finishedClips(runDir) < 1) {
     assert.ok(performance.now() - t0 < 120_000, "first clip never finished");
     await new Promise((res) => setTimeout(res, 10));
   }
+  // A second run on the same run dir (even to another --out) is turned away before any work.
+  const second = await animate(base(join(work, "second.mp4"), [...steps, "--run-dir", runDir]));
+  assert.equal(second.code, 1, second.err);
+  assert.match(
+    second.err.trim(),
+    new RegExp(
+      `^animate: run dir ${runDir} is in use by pid ${child.pid} on .* \\(lock file .*run\\.lock\\)`,
+    ),
+  );
+  assert.ok(!second.err.includes("preparing"), "the second run must fail before preparing");
   child.kill("SIGKILL");
   await child.status;
   await child.stdout.cancel();
   await child.stderr.cancel();
-  const last = await Deno.stat(runFiles.done(runDir, 4)).then(() => true, () => false);
-  assert.ok(!last, "the run finished before it could be killed");
+  assert.ok(await finishedClips(runDir) < 5, "the run finished before it could be killed");
   await assert.rejects(Deno.stat(cut));
+  const stale = JSON.parse(await Deno.readTextFile(runFiles.lock(runDir)));
+  assert.equal(stale.pid, child.pid, "a killed run leaves its lock");
 
+  const sameAsWhole = async () => {
+    for (let c = 0; c < 5; c++) {
+      const a = await Deno.readFile(runFiles.frames(join(work, "whole.run"), c));
+      const b = await Deno.readFile(runFiles.frames(runDir, c));
+      assert.ok(a.length > 0 && a.every((v, i) => v === b[i]), `clip ${c} differs after resume`);
+    }
+    const frames = [];
+    for await (const f of readRunFrames(runDir)) frames.push(f);
+    assert.equal(frames.length, 66);
+  };
   const resumed = await animate(base(cut, [...steps, "--resume"]));
   assert.equal(resumed.code, 0, resumed.err);
-  for (let c = 0; c < 5; c++) {
-    const a = await Deno.readFile(runFiles.frames(join(work, "whole.run"), c));
-    const b = await Deno.readFile(runFiles.frames(runDir, c));
-    assert.ok(a.length > 0 && a.every((v, i) => v === b[i]), `clip ${c} differs after resume`);
-  }
+  assert.match(resumed.err, new RegExp(`took over the stale lock of pid ${child.pid}`));
+  assert.ok(!await exists(runFiles.lock(runDir)));
+  await sameAsWhole();
   assert.equal((await probeMedia(cut)).frames, 66);
+
+  // A clip zeroed on disk (right size) is found by its checksum, computed again, and the frames are right.
+  const clip = runFiles.frames(runDir, 4);
+  await Deno.writeFile(clip, new Uint8Array((await Deno.stat(clip)).size));
+  const repaired = await animate(base(cut, [...steps, "--resume"]));
+  assert.equal(repaired.code, 0, repaired.err);
+  assert.match(repaired.err, /warning: .*0004\.rgb does not match its sha256 in run\.json \(damaged\)/);
+  await sameAsWhole();
+  assert.equal((await probeMedia(cut)).frames, 66);
+  const partials = [...Deno.readDirSync(work)].filter((e) => e.name.includes(".partial"));
+  assert.deepEqual(partials, []);
 });
 
 Deno.test({

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import sharp from "sharp";
 import { bankSlots } from "../src/models/bank.ts";
-import { runFiles } from "../src/stages/generate/animate.ts";
+import { runFiles } from "../src/stages/generate/run_dir.ts";
 import { loadHalloModels } from "../src/stages/generate/models.ts";
 import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { decodeLatents } from "../src/stages/networks/vae.ts";

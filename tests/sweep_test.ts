@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
 import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
-import { runFiles } from "../src/stages/generate/animate.ts";
+import { runFiles } from "../src/stages/generate/run_dir.ts";
 import { gridLayout, renderLabel } from "../src/stages/video/grid.ts";
 import { maskWeights, MotionEnergy } from "../src/stages/video/motion_energy.ts";
 import { sweepLabel, sweepSettings, type SweepSummary } from "../src/stages/generate/sweep.ts";
@@ -106,6 +106,8 @@ Deno.test("sweep: 2x2 shares preparation, networks and the clip-0 bank; grid, sw
   assert.equal(rec[3].timings.denoising_unet_session_s, 0);
   rec.forEach((x, i) => {
     assert.equal(x.status, "complete");
+    assert.equal(x.identity.lipWeight, [0.5, 1.5][i % 2]);
+    assert.equal(x.finished.length, 2);
     assert.equal(x.settings.lipWeight, [0.5, 1.5][i % 2]);
     assert.equal(x.clips, 2);
   });
@@ -141,6 +143,20 @@ Deno.test("sweep: 2x2 shares preparation, networks and the clip-0 bank; grid, sw
     const y = await Deno.readFile(runFiles.frames(join(dir, `${labels[3]}.run`), c));
     assert.ok(x.length > 0 && x.every((v, i) => v === y[i]), `clip ${c} differs from the uncached run`);
   }
+});
+
+Deno.test("sweep: an --out folder where an output would overwrite the image is refused before any work", async () => {
+  const dir = join(work, "clash");
+  await Deno.mkdir(dir, { recursive: true });
+  const image = join(dir, "cfg3.5_pose1_face1_lip1.mp4");
+  await Deno.copyFile(IMAGE, image);
+  const before = await Deno.readFile(image);
+  const r = await hallo("sweep", [...common.map((a) => a === IMAGE ? image : a), "--out", dir]);
+  assert.equal(r.code, 2, r.err);
+  const last = r.err.trim().split("\n").pop()!;
+  assert.match(last, /^sweep: --out cfg3\.5_pose1_face1_lip1\.mp4 .* is the --image file; refusing/);
+  assert.ok(!r.err.includes("preparing"), "refused before preparing");
+  assert.deepEqual(await Deno.readFile(image), before);
 });
 
 Deno.test("sweep: settings, labels and grid layout", () => {

@@ -17,6 +17,7 @@ import { motionEnergy } from "../src/report/measures.ts";
 import { renderReportHtml, scriptJson } from "../src/report/html.ts";
 import { ReportError, writeRunReport } from "../src/report/report.ts";
 import type { PreparedInputs } from "../src/stages/generate/run.ts";
+import { makeRunIdentity, RunDir, runFiles } from "../src/stages/generate/run_dir.ts";
 import { u8Image } from "../src/stages/image/types.ts";
 
 Deno.test("colormaps: anchors reproduced at the ends, same scale for Plotly", () => {
@@ -132,27 +133,52 @@ Deno.test("displayBundle: Plotly JSON and a base64 PNG; Jupyter display symbol",
   assert.ok(!JSON.stringify(b).includes("Plotly.newPlot"));
 });
 
+/** A run directory written through its owner module (identity of no real run: readers do not look at it). */
+async function syntheticRun(
+  dir: string,
+  layout: { clips: number; audioLength: number; width: number; height: number; framesPerClip: number },
+  clip: (c: number) => Uint8Array,
+  finished = layout.clips,
+): Promise<void> {
+  const identity = makeRunIdentity({ image: "0", audio: "0" }, {
+    faceExpandRatio: 1.2,
+    size: layout.width,
+    separate: true,
+    device: "cpu",
+    dtype: "float32",
+    steps: 1,
+    cfg: 1,
+    poseWeight: 1,
+    faceWeight: 1,
+    lipWeight: 1,
+    seed: 0,
+  }, dir);
+  const run = await RunDir.open(dir, { identity });
+  await run.begin({ ...layout, motionFrames: 1 });
+  const motion = new Float32Array(3 * layout.width * layout.height);
+  for (let c = 0; c < finished; c++) await run.writeClip(c, clip(c), motion, 0);
+  await run.close();
+}
+
 Deno.test("run directory frames: geometry, single frames, all frames, clear errors", async () => {
   const dir = await Deno.makeTempDir({ prefix: "viz-run-" });
   try {
     const W = 4, H = 2, F = 3;
-    await Deno.mkdir(join(dir, "clips"));
-    await Deno.writeTextFile(
-      join(dir, "run.json"),
-      JSON.stringify({ identity: { size: [H, W] }, clips: 2, audio_length: 5 }),
-    );
-    for (let c = 0; c < 2; c++) {
+    await syntheticRun(dir, { clips: 2, audioLength: 5, width: W, height: H, framesPerClip: F }, (c) => {
       const buf = new Uint8Array(F * W * H * 3);
       for (let f = 0; f < F; f++) buf.fill(10 * (c * F + f), f * W * H * 3, (f + 1) * W * H * 3);
-      await Deno.writeFile(join(dir, "clips", `000${c}.rgb`), buf);
-    }
+      return buf;
+    });
     const g = await runGeometry(dir);
-    assert.deepEqual(g, { width: W, height: H, clips: 2, frames: 5, framesPerClip: F });
+    assert.deepEqual(g, { width: W, height: H, clips: 2, frames: 5, framesPerClip: F, finished: 2 });
     assert.equal((await runFrame(dir, 4)).data[0], 40);
     const all = [];
     for await (const f of readRunFrames(dir)) all.push(f[0]);
     assert.deepEqual(all, [0, 10, 20, 30, 40]);
     await assert.rejects(() => runFrame(dir, 5), /frame 5 out of range \(5 frames\)/);
+    // A clip damaged on disk is refused, never shown.
+    await Deno.writeFile(runFiles.frames(dir, 1), new Uint8Array(F * W * H * 3));
+    await assert.rejects(() => runFrame(dir, 4), /0001\.rgb does not match its sha256/);
     await Deno.writeTextFile(join(dir, "run.json"), "{}");
     await assert.rejects(() => runGeometry(dir), /run\.json: not a run record/);
     await assert.rejects(() => runGeometry(join(dir, "nope")), /nope\/run\.json: cannot read/);
@@ -222,9 +248,11 @@ Deno.test("writeRunReport: a folder that is not a run directory is a one-line Re
       assert.ok(!e.message.includes("\n"));
       return true;
     });
-    await Deno.writeTextFile(
-      join(dir, "run.json"),
-      JSON.stringify({ identity: { size: [8, 8] }, clips: 1, audio_length: 4 }),
+    await syntheticRun(
+      dir,
+      { clips: 1, audioLength: 4, width: 8, height: 8, framesPerClip: 4 },
+      () => new Uint8Array(4 * 8 * 8 * 3),
+      0,
     );
     await assert.rejects(() => writeRunReport(dir, noInputs, join(dir, "r.html")), /no finished clip/);
   } finally {

@@ -8,6 +8,7 @@ import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
+import { openRunFor, type RunDir, RunPathError } from "../stages/generate/run_dir.ts";
 import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
 import { clipStepProgress, StepProgress } from "./progress.ts";
 
@@ -51,6 +52,8 @@ export async function run(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  let run: RunDir | undefined;
+  let ok = false;
   try {
     const settings = {
       steps: num("steps", v.steps, 40, { min: 1, int: true }),
@@ -75,6 +78,18 @@ export async function run(args: string[]): Promise<number> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
     const runDir = v["run-dir"] ?? defaultRunDir(out);
+    run = await openRunFor({ image, audio, out, runDir, weightsDir, resume: v.resume }, {
+      ...settings,
+      faceExpandRatio,
+      size,
+      separate: !v["no-separate"],
+      device,
+      dtype,
+    });
+    if (run.tookOverLock) {
+      const t = run.tookOverLock;
+      console.error(`note: took over the stale lock of pid ${t.pid} on ${t.hostname} (that process is gone)`);
+    }
 
     const progress = new StepProgress();
     console.error(`preparing ${image} and ${audio} ...`);
@@ -93,23 +108,27 @@ export async function run(args: string[]): Promise<number> {
     try {
       const res = await renderVideo(models, prepared, settings, {
         out,
-        runDir,
-        resume: v.resume,
+        run,
+        dtype,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
         onStep: clipStepProgress(progress),
       });
       progress.done();
+      for (const p of run.problems) console.error(`warning: ${p}`);
       console.log(
         `wrote ${res.out} (${res.frames} frames, ${res.clips} clips; run record in ${runDir}/run.json)`,
       );
     } finally {
       await models.release();
     }
+    ok = true;
     return 0;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     console.error(`animate: ${msg.split("\n")[0]}`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || e instanceof RunPathError ? 2 : 1;
+  } finally {
+    await run?.close({ failed: !ok });
   }
 }
 

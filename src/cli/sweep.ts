@@ -10,6 +10,7 @@ import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
+import { RunPathError } from "../stages/generate/run_dir.ts";
 import { GENERATION_OPTIONS, num, numList, readableFile, runOptions, UsageError } from "./options.ts";
 import { StepProgress } from "./progress.ts";
 
@@ -133,7 +134,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     console.error(`sweep: ${msg.split("\n")[0]}`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || e instanceof RunPathError ? 2 : 1;
   }
 }
 

@@ -8,7 +8,14 @@ import type { PreparedInputs, RenderResult } from "../stages/generate/run.ts";
 import { TINY_NOTICE } from "../weights/tiny_configs.ts";
 import { audioFigure } from "../viz/audio.ts";
 import type { VizFigure } from "../viz/figure.ts";
-import { gridFigure, readRunFrames, runFrame, type RunGeometry, runGeometry } from "../viz/grid.ts";
+import { gridFigure } from "../viz/grid.ts";
+import {
+  readRunFrames,
+  readRunRecord,
+  recordGeometry,
+  runFrame,
+  type RunRecord,
+} from "../stages/generate/run_dir.ts";
 import { portraitFigure } from "../viz/portrait.ts";
 import { type FactTable, renderReportHtml } from "./html.ts";
 import { type MotionEnergy, motionEnergy } from "./measures.ts";
@@ -42,13 +49,11 @@ export class ReportError extends Error {
   override name = "ReportError";
 }
 
-interface RunRecord {
+/** The free fields of run.json that renderVideo and the CLI write and the report shows. */
+interface ReportedFields {
   settings?: Record<string, unknown>;
-  identity?: Record<string, unknown>;
-  inputs?: { image?: { path?: string; sha256?: string }; audio?: { path?: string; sha256?: string } };
   warnings?: string[];
   timings?: Record<string, number>;
-  status?: string;
   output?: string;
   tiny?: boolean;
   weightsDir?: string;
@@ -80,23 +85,16 @@ export async function writeRunReport(
 ): Promise<RunReport> {
   const runDir = resolve(typeof run === "string" ? run : run.runDir);
   const fps = o.fps ?? 25;
-  let rec: RunRecord;
+  let rec: RunRecord & ReportedFields;
   try {
-    rec = JSON.parse(await Deno.readTextFile(`${runDir}/run.json`));
-  } catch (e) {
-    throw new ReportError(`${runDir}: no readable run.json (${(e as Error).message.split("\n")[0]})`);
-  }
-  let g: RunGeometry;
-  try {
-    g = await runGeometry(runDir);
+    rec = await readRunRecord(runDir);
   } catch (e) {
     throw new ReportError((e as Error).message);
   }
+  const g = recordGeometry(rec);
   // Only finished clips have frames: a partial run is reported up to its last finished clip.
-  let finished = 0;
-  while (finished < g.clips && exists(`${runDir}/clips/${String(finished).padStart(4, "0")}.json`)) {
-    finished++;
-  }
+  const finished = g.finished;
+  if (finished === 0) throw new ReportError(`${runDir}: no finished clip yet`);
   const geo = { ...g, clips: finished, frames: Math.min(g.frames, finished * g.framesPerClip) };
   const [, S] = prepared.image.pixels.shape;
   if (S !== g.height || S !== g.width) {

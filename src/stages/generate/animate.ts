@@ -1,9 +1,9 @@
 /**
- * The clip loop of upstream's `scripts/inference.py` (spec 6.1), with a run directory that makes long runs
- * safe: each finished clip is written (its frames and the motion frames the next clip needs) before the next
- * starts, so a killed run loses at most the clip in progress, and `resume` continues bit-identically.
+ * The clip loop of upstream's `scripts/inference.py` (spec 6.1), with a run directory (run_dir.ts) that
+ * makes long runs safe: each finished clip is recorded (its frames and the motion frames the next clip needs)
+ * before the next starts, so a killed run loses at most the clip in progress, and a resumed run continues
+ * bit-identically.
  */
-import { join } from "node:path";
 import { manualSeed } from "../../sampling/noise.ts";
 import { makeDdimSchedule } from "../../sampling/ddim.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
@@ -13,6 +13,7 @@ import { videoFrame, videoToFrames } from "../video/frames.ts";
 import type { HalloModels } from "./models.ts";
 import { type ClipInputs, runClip } from "./pipeline.ts";
 import type { BankCache } from "./bank_cache.ts";
+import { identityDifference, type RunDir, RunDirError } from "./run_dir.ts";
 
 /** The reference image's conditioning, as the image stage returns it. */
 export interface ImageConditioning {
@@ -41,10 +42,11 @@ export interface AnimateOptions {
   cfg: number;
   motionScale: readonly [number, number, number];
   seed: number;
-  /** Where finished clips and the run record go. */
-  runDir: string;
-  /** Continue from the last finished clip of `runDir`. */
-  resume?: boolean;
+  /**
+   * The opened run directory (`RunDir.open`) where finished clips and the run record go; a resumed one
+   * continues from its last verified clip. Its identity must name the same steps, cfg, weights and seed.
+   */
+  run: RunDir;
   /** Written into run.json (CLI options, input hashes, versions, stage timings). */
   record?: Record<string, unknown>;
   /** Stop after this many clips (tests of resume). */
@@ -72,53 +74,6 @@ export interface AnimateResult {
   complete: boolean;
   /** Clips computed by this call whose reference bank came from `bankCache`. */
   referenceCachedClips: number;
-}
-
-/** Thrown when a run directory cannot be resumed (different inputs or options, damaged files). */
-export class RunDirError extends Error {
-  override name = "RunDirError";
-}
-
-const clipName = (i: number) => String(i).padStart(4, "0");
-
-/** Paths of a run directory's files. */
-export const runFiles = {
-  record: (dir: string) => join(dir, "run.json"),
-  frames: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.rgb`),
-  motion: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.motion.f32`),
-  done: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.json`),
-};
-
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-  else await Deno.writeFile(tmp, data);
-  await Deno.rename(tmp, path);
-}
-
-/** The deterministic part of a run: what must match for a resume to give the same video. */
-function runIdentity(o: AnimateOptions, clips: number, size: [number, number]): Record<string, unknown> {
-  return { steps: o.steps, cfg: o.cfg, motionScale: [...o.motionScale], seed: o.seed, clips, size };
-}
-
-/** How many clips of `dir` are finished (consecutive from 0, marker and files complete). */
-async function finishedClips(
-  dir: string,
-  clips: number,
-  frameBytes: number,
-  motionBytes: number,
-): Promise<number> {
-  let n = 0;
-  for (; n < clips; n++) {
-    try {
-      await Deno.stat(runFiles.done(dir, n));
-      if ((await Deno.stat(runFiles.frames(dir, n))).size !== frameBytes) break;
-      if ((await Deno.stat(runFiles.motion(dir, n))).size !== motionBytes) break;
-    } catch {
-      break;
-    }
-  }
-  return n;
 }
 
 /** (1, L, ...) slice of frames [start, start+n) of a (L, ...) tensor. */
@@ -172,7 +127,7 @@ export async function clipInputs(
 }
 
 /**
- * Generates every clip into `o.runDir`. The first clip's motion frames are the reference image itself;
+ * Generates every clip into the run directory `o.run`. The first clip's motion frames are the reference image itself;
  * later clips use the last decoded frames of the previous clip (float, not quantised). The reference UNet
  * reruns every clip, and the noise comes from one generator seeded once, consumed clip after clip.
  */
@@ -191,42 +146,29 @@ export async function animate(
   const clips = L / F;
   const [, H, W] = image.pixels.shape;
   const frameBytes = F * H * W * 3;
-  const motionBytes = M * 3 * H * W * 4;
-  const identity = runIdentity(o, clips, [H, W]);
-  await Deno.mkdir(join(o.runDir, "clips"), { recursive: true });
-
-  let start = 0;
-  let motion: Float32Array[] = Array.from({ length: M }, () => image.pixels.data);
-  if (o.resume) {
-    let prev: { identity?: unknown };
-    try {
-      prev = JSON.parse(await Deno.readTextFile(runFiles.record(o.runDir)));
-    } catch {
-      throw new RunDirError(`${o.runDir}: no run.json to resume from`);
-    }
-    if (JSON.stringify(prev.identity) !== JSON.stringify(identity)) {
-      throw new RunDirError(
-        `${o.runDir}: holds a run with other settings (${JSON.stringify(prev.identity)}), not ${
-          JSON.stringify(identity)
-        }`,
-      );
-    }
-    start = await finishedClips(o.runDir, clips, frameBytes, motionBytes);
-    if (start > 0) {
-      const raw = await Deno.readFile(runFiles.motion(o.runDir, start - 1));
-      const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-      const per = 3 * H * W;
-      motion = Array.from({ length: M }, (_, i) => all.slice(i * per, (i + 1) * per));
-    }
-  }
-  await writeAtomic(
-    runFiles.record(o.runDir),
-    JSON.stringify(
-      { ...o.record, identity, clips, audio_length: audio.audioLength, status: "running" },
-      null,
-      2,
-    ),
+  const run = o.run;
+  const asked = {
+    ...run.identity,
+    steps: o.steps,
+    cfg: o.cfg,
+    poseWeight: o.motionScale[0],
+    faceWeight: o.motionScale[1],
+    lipWeight: o.motionScale[2],
+    seed: o.seed,
+    size: H,
+  };
+  const diff = identityDifference(run.identity, asked);
+  if (diff) throw new RunDirError(`run dir ${run.dir} was opened for a run with ${diff}`);
+  const start = await run.begin(
+    { clips, audioLength: audio.audioLength, width: W, height: H, framesPerClip: F, motionFrames: M },
+    o.record,
   );
+  let motion: Float32Array[] = Array.from({ length: M }, () => image.pixels.data);
+  if (start > 0) {
+    const all = await run.readMotion(start - 1);
+    const per = 3 * H * W;
+    motion = Array.from({ length: M }, (_, i) => all.slice(i * per, (i + 1) * per));
+  }
 
   const generator = manualSeed(o.seed);
   const latentShape = [1, 4, F, m.geometry.height, m.geometry.width];
@@ -254,19 +196,14 @@ export async function animate(
     frames.forEach((f, i) => all.set(f, i * f.length));
     const mot = new Float32Array(M * 3 * H * W);
     motion.forEach((fr, i) => mot.set(fr, i * fr.length));
-    await writeAtomic(runFiles.frames(o.runDir, t), all);
-    await writeAtomic(runFiles.motion(o.runDir, t), new Uint8Array(mot.buffer));
     const seconds = (performance.now() - t0) / 1000;
-    await writeAtomic(runFiles.done(o.runDir, t), JSON.stringify({ clip: t, seconds }));
+    await run.writeClip(t, all, mot, seconds);
     o.onClip?.(t, clips, seconds);
   }
   const complete = end === clips;
-  if (complete) {
-    const rec = JSON.parse(await Deno.readTextFile(runFiles.record(o.runDir)));
-    await writeAtomic(runFiles.record(o.runDir), JSON.stringify({ ...rec, status: "complete" }, null, 2));
-  }
+  if (complete) await run.complete();
   return {
-    runDir: o.runDir,
+    runDir: run.dir,
     clips,
     frames: Math.min(audio.audioLength, clips * F),
     width: W,
@@ -275,16 +212,4 @@ export async function animate(
     complete,
     referenceCachedClips,
   };
-}
-
-/** The finished video's frames, read clip by clip from the run directory and trimmed to `frames`. */
-export async function* runFrames(r: AnimateResult): AsyncGenerator<Uint8Array> {
-  const size = r.width * r.height * 3;
-  let left = r.frames;
-  for (let c = 0; c < r.clips && left > 0; c++) {
-    const all = await Deno.readFile(runFiles.frames(r.runDir, c));
-    for (let i = 0; i < all.length / size && left > 0; i++, left--) {
-      yield all.subarray(i * size, (i + 1) * size);
-    }
-  }
 }

@@ -3,16 +3,24 @@
  * generate every clip into a run directory, write the mp4 with the original audio. Split in two layers so
  * sweeps can share the preparation and the loaded networks across settings.
  */
-import { createHash } from "node:crypto";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { prepareAudio, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage } from "../image/prepare.ts";
 import { writeMp4 } from "../video/mp4.ts";
-import { animate, type AnimateResult, runFrames } from "./animate.ts";
+import { animate, type AnimateResult } from "./animate.ts";
 import { type HalloModels, loadHalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import type { Device } from "../../runtime/device.ts";
+import {
+  checkRunPaths,
+  fileSha256,
+  identityDifference,
+  makeRunIdentity,
+  RunDir,
+  RunDirError,
+  type RunIdentity,
+} from "./run_dir.ts";
 
 /** The settings of one video (the knobs a sweep turns). */
 export interface RenderSettings {
@@ -54,20 +62,10 @@ export interface PreparedInputs {
   imagePath: string;
   audioPath: string;
   hashes: { image: string; audio: string };
+  /** The preparation options that shape the conditioning, resolved (part of the run identity). */
+  options: { faceExpandRatio: number; size: number; separate: boolean };
   timings: Record<string, number>;
   warnings: string[];
-}
-
-/** sha256 of a file, streamed. */
-export async function fileSha256(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path);
-  try {
-    for await (const chunk of f.readable) h.update(chunk);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
-  }
-  return h.digest("hex");
 }
 
 /** Prepares the reference image and the driving audio (spec sections 2 and 3). */
@@ -77,17 +75,22 @@ export async function prepareInputs(
   o: PrepareOptions,
 ): Promise<PreparedInputs> {
   const t0 = performance.now();
+  const options = {
+    faceExpandRatio: o.faceExpandRatio ?? 1.2,
+    size: o.size ?? 512,
+    separate: o.separate ?? true,
+  };
   const img = await prepareImage(image, {
     weightsDir: o.weightsDir,
-    faceExpandRatio: o.faceExpandRatio ?? 1.2,
-    size: o.size,
+    faceExpandRatio: options.faceExpandRatio,
+    size: options.size,
     device: o.device,
     allowMissingFaceModels: o.allowMissingFaceModels,
   });
   const t1 = performance.now();
   const aud = await prepareAudio(audio, {
     weightsDir: o.weightsDir,
-    separate: o.separate ?? true,
+    separate: options.separate,
     device: o.device,
     threads: o.threads,
     cacheDir: o.cacheDir,
@@ -99,6 +102,7 @@ export async function prepareInputs(
     imagePath: resolve(image),
     audioPath: resolve(audio),
     hashes: { image: await fileSha256(image), audio: await fileSha256(audio) },
+    options,
     timings: { prepare_image_s: (t1 - t0) / 1000, prepare_audio_s: (t2 - t1) / 1000 },
     warnings: [...img.warnings, ...aud.warnings],
   };
@@ -116,8 +120,16 @@ export function loadModelsFor(
 
 export interface RenderOptions {
   out: string;
+  /**
+   * The run directory, opened by the caller (`RunDir.open`, e.g. before any preparation, to fail early) and
+   * left open; its identity must be this run's. Without it, `runDir` (default `<out>.run`) is opened here,
+   * with `resume`, and closed at the end.
+   */
+  run?: RunDir;
   runDir?: string;
   resume?: boolean;
+  /** Precision the networks were loaded with (default: the opened run's, else float32); part of the identity. */
+  dtype?: "float32" | "float16";
   maxClips?: number;
   /** Reference-bank cache shared across videos of the same inputs (sweeps); see `AnimateOptions`. */
   bankCache?: BankCache;
@@ -137,6 +149,23 @@ export function defaultRunDir(out: string): string {
   return join(dirname(out), `${basename(out, extname(out))}.run`);
 }
 
+/**
+ * The identity of a run of `s` on prepared inputs `p` with networks `m` (device from their sessions).
+ * `dtype` is the precision the networks were loaded with.
+ */
+export function renderIdentity(
+  m: HalloModels,
+  p: PreparedInputs,
+  s: RenderSettings,
+  dtype: "float32" | "float16" = "float32",
+): RunIdentity {
+  return makeRunIdentity(
+    p.hashes,
+    { ...p.options, ...s, device: m.denoisingUNet.session.device, dtype },
+    m.weightsDir,
+  );
+}
+
 /** Generates one video with `settings` from prepared inputs and loaded networks. */
 export async function renderVideo(
   m: HalloModels,
@@ -144,15 +173,39 @@ export async function renderVideo(
   s: RenderSettings,
   o: RenderOptions,
 ): Promise<RenderResult> {
-  const runDir = o.runDir ?? defaultRunDir(o.out);
+  const runDir = o.run?.dir ?? o.runDir ?? defaultRunDir(o.out);
+  checkRunPaths({ "--out": o.out }, { "--image": p.imagePath, "--audio": p.audioPath }, runDir);
+  const dtype = o.dtype ?? (o.run?.identity.dtype as "float32" | "float16" | undefined) ?? "float32";
+  const identity = renderIdentity(m, p, s, dtype);
+  if (o.run) {
+    const diff = identityDifference(o.run.identity, identity);
+    if (diff) throw new RunDirError(`run dir ${runDir} was opened for a run with ${diff}`);
+  }
+  const run = o.run ?? await RunDir.open(runDir, { identity, resume: o.resume });
+  let ok = false;
+  try {
+    const res = await renderInto(run, m, p, s, o);
+    ok = true;
+    return res;
+  } finally {
+    if (!o.run) await run.close({ failed: !ok });
+  }
+}
+
+async function renderInto(
+  run: RunDir,
+  m: HalloModels,
+  p: PreparedInputs,
+  s: RenderSettings,
+  o: RenderOptions,
+): Promise<RenderResult> {
   const t0 = performance.now();
   const res = await animate(m, p.image, p.audio, {
     steps: s.steps,
     cfg: s.cfg,
     motionScale: [s.poseWeight, s.faceWeight, s.lipWeight],
     seed: s.seed,
-    runDir,
-    resume: o.resume,
+    run,
     maxClips: o.maxClips,
     bankCache: o.bankCache,
     onStep: o.onStep,
@@ -171,7 +224,7 @@ export async function renderVideo(
   const t1 = performance.now();
   const timings: Record<string, number> = { ...p.timings, ...modelTimings(m), generate_s: (t1 - t0) / 1000 };
   if (!res.complete) return { ...res, timings };
-  const frames = await writeMp4(runFrames(res), o.out, {
+  const frames = await writeMp4(run.frames(), o.out, {
     width: res.width,
     height: res.height,
     fps: 25,
@@ -179,12 +232,7 @@ export async function renderVideo(
     frameCount: res.frames,
   });
   timings.write_mp4_s = (performance.now() - t1) / 1000;
-  const recPath = join(runDir, "run.json");
-  const rec = JSON.parse(await Deno.readTextFile(recPath));
-  await Deno.writeTextFile(
-    recPath,
-    JSON.stringify({ ...rec, output: resolve(o.out), frames, timings }, null, 2),
-  );
+  await run.update({ output: resolve(o.out), frames, timings });
   return { ...res, out: o.out, timings };
 }
 

@@ -16,14 +16,15 @@ import { join, resolve } from "node:path";
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import { maskWeights, MotionEnergy, type RegionEnergy } from "../video/motion_energy.ts";
 import { type GridLayout, writeGridVideo } from "../video/grid.ts";
-import { runFrames } from "./animate.ts";
 import { BankCache } from "./bank_cache.ts";
+import { checkRunPaths, readRunFrames, RunDir } from "./run_dir.ts";
 import type { HalloModels } from "./models.ts";
 import {
   loadModelsFor,
   type PreparedInputs,
   prepareInputs,
   type PrepareOptions,
+  renderIdentity,
   type RenderResult,
   type RenderSettings,
   renderVideo,
@@ -141,6 +142,19 @@ export async function runSweep(
   const tStart = performance.now();
   const settings = sweepSettings(axes, { steps: o.steps, seed: o.seed });
   const outDir = resolve(o.outDir);
+  const inputs = { "--image": image, "--audio": audio };
+  checkRunPaths(
+    Object.fromEntries(["grid.mp4", "sweep.json", "report.html"].map((f) => [`--out ${f}`, join(outDir, f)])),
+    inputs,
+  );
+  for (const s of settings) {
+    const label = sweepLabel(s);
+    checkRunPaths(
+      { [`--out ${label}.mp4`]: join(outDir, `${label}.mp4`) },
+      inputs,
+      join(outDir, `${label}.run`),
+    );
+  }
   await Deno.mkdir(outDir, { recursive: true });
   const size = o.size ?? 512;
 
@@ -187,20 +201,28 @@ export async function runSweep(
         ),
       };
       const t0 = performance.now();
-      const res = await renderVideo(m, first ? prepared : sharedPrep, s, {
-        out: join(outDir, `${label}.mp4`),
-        runDir: join(outDir, `${label}.run`),
-        bankCache: cache,
-        record: { ...o.record, sweep: { dir: outDir, index: i, label, runs: settings.length } },
-        onStep: (clip, clips, st) => o.onStep?.(k, settings.length, label, clip, clips, st),
-      });
-      generate += seconds(t0);
-      const shared: SharedWork = {
-        prepare: !first,
-        models: !freshModels,
-        referenceUNetCachedClips: res.referenceCachedClips,
-      };
-      results[i] = { res, shared, timings: await recordShared(res, shared) };
+      const p = first ? prepared : sharedPrep;
+      const run = await RunDir.open(join(outDir, `${label}.run`), { identity: renderIdentity(m, p, s) });
+      let ok = false;
+      try {
+        const res = await renderVideo(m, p, s, {
+          out: join(outDir, `${label}.mp4`),
+          run,
+          bankCache: cache,
+          record: { ...o.record, sweep: { dir: outDir, index: i, label, runs: settings.length } },
+          onStep: (clip, clips, st) => o.onStep?.(k, settings.length, label, clip, clips, st),
+        });
+        generate += seconds(t0);
+        const shared: SharedWork = {
+          prepare: !first,
+          models: !freshModels,
+          referenceUNetCachedClips: res.referenceCachedClips,
+        };
+        results[i] = { res, shared, timings: await recordShared(run, res, shared) };
+        ok = true;
+      } finally {
+        await run.close({ failed: !ok });
+      }
       first = false;
     }
   } finally {
@@ -219,7 +241,7 @@ export async function runSweep(
   };
   const energies = results.map(() => new MotionEnergy(regions));
   const grid = await writeGridVideo(
-    results.map((r) => runFrames(r.res)),
+    results.map((r) => readRunFrames(r.res.runDir)),
     settings.map((s) => [`cfg ${s.cfg}  pose ${s.poseWeight}`, `face ${s.faceWeight}  lip ${s.lipWeight}`]),
     join(outDir, "grid.mp4"),
     {
@@ -273,16 +295,17 @@ export async function runSweep(
 }
 
 /** Adds the sharing flags to the run's run.json (in its timings, and as a `shared` record); returns the timings. */
-async function recordShared(res: RenderResult, s: SharedWork): Promise<Record<string, number | boolean>> {
-  const path = join(res.runDir, "run.json");
-  const rec = JSON.parse(await Deno.readTextFile(path));
-  rec.timings = {
+async function recordShared(
+  run: RunDir,
+  res: RenderResult,
+  s: SharedWork,
+): Promise<Record<string, number | boolean>> {
+  const timings = {
     ...res.timings,
     prepare_shared: s.prepare,
     models_shared: s.models,
     reference_unet_cached_clips: s.referenceUNetCachedClips,
   };
-  rec.shared = s;
-  await Deno.writeTextFile(path, JSON.stringify(rec, null, 2));
-  return rec.timings;
+  await run.update({ timings, shared: s });
+  return timings;
 }

@@ -2,8 +2,54 @@
  * frames -> H.264 mp4 (yuv420p, 25 fps) muxed with the original driving audio trimmed to the video's length
  * (AAC), as upstream's moviepy `write_videofile(fps=25, audio_codec="aac")` does. Written to a temporary
  * name and renamed, so a failed or killed run never leaves a truncated mp4 under the final name.
+ *
+ * The temporary name carries the writer's host and pid (`<out>.<host>-<pid>-<n>.partial.mp4`): an ffmpeg
+ * orphaned by a killed writer may still be finishing its file, and must never share it with the next
+ * writer. After a successful write, the partial files of `out` whose writers are gone are removed.
  */
+import { basename, dirname, join } from "node:path";
 import { FfmpegError, ffmpegPath } from "../../util/ffmpeg.ts";
+import { pidAlive } from "../../util/process.ts";
+
+const host = () => Deno.hostname().replace(/[^A-Za-z0-9_]/g, "_");
+/** Partial files this process is writing now. */
+const writing = new Set<string>();
+let partials = 0;
+
+/** The temporary name of a write of `out` by this process. */
+function partialPath(out: string): string {
+  return `${out}.${host()}-${Deno.pid}-${partials++}.partial.mp4`;
+}
+
+/**
+ * Removes the partial files of `out` left by writers that are gone: this host's dead pids, and the
+ * unnamed `<out>.partial.mp4` of earlier versions. Partial files of live writers (or other hosts) stay.
+ */
+export async function removeStalePartials(out: string): Promise<string[]> {
+  const dir = dirname(out), base = `${basename(out)}.`;
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.startsWith(base) || !e.name.endsWith(".partial.mp4")) continue;
+    const path = join(dir, e.name);
+    const tag = e.name.slice(base.length, -".partial.mp4".length);
+    const m = /^(.+)-(\d+)-(\d+)$/.exec(tag);
+    const stale = e.name === `${base}partial.mp4` ||
+      (m !== null && m[1] === host() && !writing.has(path) &&
+        (Number(m[2]) === Deno.pid || !pidAlive(Number(m[2]))));
+    if (!stale) continue;
+    try {
+      await Deno.remove(path);
+      removed.push(path);
+    } catch { /* already gone */ }
+  }
+  return removed;
+}
 
 export interface Mp4Options {
   width: number;
@@ -23,8 +69,22 @@ export async function writeMp4(
   out: string,
   o: Mp4Options,
 ): Promise<number> {
+  const tmp = partialPath(out);
+  writing.add(tmp);
+  try {
+    return await encode(frames, out, tmp, o);
+  } finally {
+    writing.delete(tmp);
+  }
+}
+
+async function encode(
+  frames: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  out: string,
+  tmp: string,
+  o: Mp4Options,
+): Promise<number> {
   const fps = o.fps ?? 25;
-  const tmp = `${out}.partial.mp4`;
   const args = [
     "-hide_banner",
     "-loglevel",
@@ -96,6 +156,7 @@ export async function writeMp4(
   }
   // -shortest trims the audio to the video; the video itself is exactly the frames given.
   await Deno.rename(tmp, out);
+  await removeStalePartials(out);
   return n;
 }
 
