@@ -9,6 +9,8 @@ import {
   type DownloadEvent,
   type DownloadOptions,
   downloadWeights,
+  STALL_ENV,
+  stallLimitMs,
   WeightsDownloadError,
 } from "../src/weights/download.ts";
 import { parseManifest, type WeightsManifest } from "../src/weights/manifest.ts";
@@ -63,7 +65,7 @@ function pick(...names: string[]) {
 }
 
 async function withHub(
-  opts: { cutOnce?: string[]; status?: Record<string, number> },
+  opts: { cutOnce?: string[]; stallOnce?: string[]; stallBytes?: number; status?: Record<string, number> },
   body: (hub: FakeHub, dir: string) => Promise<void>,
 ): Promise<void> {
   const hub = await startFakeHub({ repo: REPO, files: FILES, ...opts });
@@ -152,6 +154,71 @@ Deno.test("download: a transfer cut midway is resumed with Range and ends byte-i
     assert.deepEqual(await Deno.readFile(join(dir, path)), FILES[path]);
     assert.equal(await exists(join(dir, `${path}.partial`)), false);
   });
+});
+
+/**
+ * Fails instead of hanging when `p` outlives a limit far above what it should take: a hang must be a
+ * failure with a message, not a test run that never ends.
+ */
+async function noHang<T>(p: Promise<T>, limitMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} still hanging after ${limitMs} ms`)), limitMs);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("download: a body that stalls mid-transfer is aborted after the stall limit, kept, and resumed by a rerun", async () => {
+  await withHub({ stallOnce: ["m/model.safetensors"], stallBytes: 3000 }, async (hub, dir) => {
+    const path = "m/model.safetensors";
+    // Deno holds a fetch's abort listener weakly: after a garbage collection, aborting the signal no longer
+    // reaches the body. A fetch that drops the signal is that situation made deterministic.
+    const deafFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: undefined });
+    const first = await noHang(
+      dl(hub, dir, ["st"], { stallTimeoutMs: 1000, fetch: deafFetch }),
+      30_000,
+      "the stalled download",
+    );
+    const err = onlyError(first.report);
+    assert.equal(err.kind, "interrupted");
+    assert.equal(
+      err.message,
+      "m/model.safetensors: transfer interrupted after 2.93 KiB of 195.4 KiB (no data for 1 s); " +
+        "run the same command again to resume",
+    );
+    assert.equal(await exists(join(dir, path)), false, "nothing under the final name");
+    const partial = await Deno.readFile(join(dir, `${path}.partial`));
+    assert.deepEqual(partial, FILES[path].subarray(0, 3000));
+
+    const second = await dl(hub, dir, ["st"], { stallTimeoutMs: 1000, fetch: deafFetch });
+    assert.deepEqual(second.report.failed, []);
+    const done = second.events.find((e) => e.type === "done");
+    assert.ok(done && done.type === "done" && done.resumedFrom === 3000);
+    const ranged = hub.requests.filter((r) => r.method === "GET" && r.range && r.range !== "bytes=0-0");
+    assert.deepEqual(ranged.map((r) => r.range), [`bytes=3000-${FILES[path].length - 1}`]);
+    assert.deepEqual(await Deno.readFile(join(dir, path)), FILES[path]);
+    assert.equal(await exists(join(dir, `${path}.partial`)), false);
+  });
+});
+
+Deno.test("download: the stall limit comes from HALLO_DOWNLOAD_STALL_S when not given, and a bad value is refused", () => {
+  const saved = Deno.env.get(STALL_ENV);
+  try {
+    Deno.env.delete(STALL_ENV);
+    assert.equal(stallLimitMs(), 60_000);
+    assert.equal(stallLimitMs(250), 250);
+    Deno.env.set(STALL_ENV, "1.5");
+    assert.equal(stallLimitMs(), 1500);
+    Deno.env.set(STALL_ENV, "-1");
+    assert.throws(() => stallLimitMs(), /HALLO_DOWNLOAD_STALL_S '-1' is not a positive number of seconds/);
+  } finally {
+    if (saved === undefined) Deno.env.delete(STALL_ENV);
+    else Deno.env.set(STALL_ENV, saved);
+  }
 });
 
 Deno.test("download: a partial from another remote version (ETag changed) is restarted, not appended", async () => {

@@ -22,7 +22,8 @@ const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
   download [--dir DIR] [--only NAME[,NAME]] [--all]
       fetch the files of weights/manifest.json from $HF_ENDPOINT (default https://huggingface.co),
       with $HF_TOKEN if set; interrupted downloads resume. Default: required and optional files;
-      --all adds the ones this port never reads; --only picks files by name or path.
+      --all adds the ones this port never reads; --only picks files by name or path. A transfer
+      that receives nothing for $HALLO_DOWNLOAD_STALL_S seconds (default 60) stops; rerun to resume.
   check [--dir DIR] [--stages image,audio,networks]
       table of every manifest file (present, format valid, size, stage); exit 1 when a required file
       of the requested stages (default: all) is missing or invalid.
