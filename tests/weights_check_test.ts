@@ -73,6 +73,11 @@ Deno.test("manifest: paths unique, required files per stage as the spec lists th
   assert.deepEqual(selectFiles("net,hallo/net.pth,vae_config").map((f) => f.name), ["net", "vae_config"]);
   assert.throws(() => selectFiles("nope"), /no weights file named 'nope'/);
   assert.throws(() => parseStages("image,video"), /unknown stage 'video'/);
+  const entry = { ...MANIFEST.files[0] };
+  const withHash = (sha256: unknown) => parseManifest({ ...MANIFEST, files: [{ ...entry, sha256 }] });
+  assert.equal(withHash("ab".repeat(32)).files[0].sha256, "ab".repeat(32));
+  assert.throws(() => withHash("AB".repeat(32)), /bad entry/);
+  assert.throws(() => withHash("abc"), /bad entry/);
 });
 
 /** The sizes the reference set was made with (upstream hard-codes others), as the parity runner passes them. */
@@ -126,6 +131,12 @@ Deno.test("check: tiny_models is loadable with the sizes it was made with, and n
   );
   assert.match(ok.out, /^hallo\/net\.pth +yes +NO +18\.0 MiB +networks +the networks cannot be built/m);
   assert.match(ok.out, /^stages enabled: audio$/m);
+  const deep = await cli("check", "--dir", tiny, "--stages", "audio", "--deep");
+  assert.equal(deep.code, 0, deep.err);
+  assert.match(
+    deep.out,
+    /^wav2vec\/wav2vec2-base-960h\/model\.safetensors +yes +yes .* no sha256 in the manifest, every tensor read \(55744 bytes\)$/m,
+  );
 
   const all = await cli("check", "--dir", tiny);
   assert.equal(all.code, 1);
