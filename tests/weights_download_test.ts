@@ -22,6 +22,8 @@ import {
   tinySafetensors,
   tinyTorchZip,
 } from "./helpers/hf_server.ts";
+import { makePth, op, pickle } from "./helpers/weights_fixtures.ts";
+import { tinyModel } from "./helpers/shared.ts";
 
 const REPO = "test-org/tiny";
 
@@ -118,7 +120,11 @@ Deno.test("download: complete files, byte-identical, verified, no leftovers; sec
     assert.ok(plan && plan.type === "plan");
     assert.equal(plan.totalBytes, FILES["m/model.safetensors"].length + FILES["hallo/net.pth"].length + 20);
     const done = events.filter((e) => e.type === "done").map((e) => e.type === "done" && e.detail);
-    assert.deepEqual(done, ["safetensors, 1 tensors", "torch zip, 3 entries", "JSON object, 1 keys"]);
+    assert.deepEqual(done, [
+      "safetensors, 1 tensors",
+      "torch zip, 3 entries, 0 tensors",
+      "JSON object, 1 keys",
+    ]);
     const last = events.filter((e) => e.type === "progress").at(-1);
     assert.ok(last && last.type === "progress" && last.bytes === last.size);
 
@@ -277,6 +283,26 @@ Deno.test("download: an invalid file already under its final name is set aside a
   });
 });
 
+Deno.test("download: a present net.pth the stages' reader refuses (pickle calling os.system) is set aside and fetched again", async () => {
+  await withHub({}, async (hub, dir) => {
+    const final = join(dir, "hallo/net.pth");
+    await Deno.mkdir(join(dir, "hallo"));
+    // A well-formed torch zip whose data.pkl calls os.system: the format check alone called it present.
+    const hostile = makePth(
+      pickle(op.proto(2), op.global("os", "system"), op.str("true"), op.tuple1, op.reduce, op.stop),
+      {},
+    );
+    await Deno.writeFile(final, hostile);
+    const { report, events } = await dl(hub, dir, ["pth"]);
+    assert.deepEqual(report.downloaded, ["pth"]);
+    const aside = events.find((e) => e.type === "set-aside");
+    assert.ok(aside && aside.type === "set-aside");
+    assert.match(aside.problem, /global 'os\.system' is not allowed/);
+    assert.deepEqual(await Deno.readFile(`${final}.invalid`), hostile);
+    assert.deepEqual(await Deno.readFile(final), FILES["hallo/net.pth"]);
+  });
+});
+
 Deno.test("download: 401 says to set HF_TOKEN and stops the run", async () => {
   await withHub({ status: { "m/locked.json": 401 } }, async (hub, dir) => {
     const { report } = await dl(hub, dir, ["locked", "cfg"]);
@@ -326,17 +352,16 @@ Deno.test("download: a folder that cannot be written gives a disk error naming t
 
 Deno.test("cli: weights download honours HF_ENDPOINT and HF_TOKEN; exit 1 on 404", async () => {
   const path = "stable-diffusion-v1-5/unet/config.json";
-  const hub = await startFakeHub({
-    repo: "fudan-generative-ai/hallo",
-    files: { [path]: FILES["m/config.json"] },
-  });
+  // A real (tiny) UNet config: a downloaded config must pass the parser the networks stage reads it with.
+  const config = await Deno.readFile(tinyModel(path));
+  const hub = await startFakeHub({ repo: "fudan-generative-ai/hallo", files: { [path]: config } });
   const dir = await Deno.makeTempDir({ prefix: "hallo_dl_" });
   const saved = { ep: Deno.env.get("HF_ENDPOINT"), tok: Deno.env.get("HF_TOKEN") };
   Deno.env.set("HF_ENDPOINT", hub.url);
   Deno.env.set("HF_TOKEN", "hf_test_token");
   try {
     assert.equal(await run(["download", "--dir", dir, "--only", "unet_config"]), 0);
-    assert.deepEqual(await Deno.readFile(join(dir, path)), FILES["m/config.json"]);
+    assert.deepEqual(await Deno.readFile(join(dir, path)), config);
     assert.ok(
       hub.requests.length > 0 && hub.requests.every((r) => r.authorization === "Bearer hf_test_token"),
     );

@@ -1,14 +1,14 @@
 /**
  * Downloads manifest files from the Hugging Face hub into a `pretrained_models/` folder, resumably and safely:
  * bytes go to `<final>.partial`, an interrupted transfer continues with an HTTP Range request on the next
- * run, and only a file that passes its format check is renamed to its final name (one that fails is kept
+ * run, and only a file that passes its format check and opens with the stages' readers is renamed to its final name (one that fails is kept
  * aside as `<final>.invalid`). Transfers go through @huggingface/hub: `fileDownloadInfo` resolves size,
  * ETag and URL (and Xet storage), and the Blob it leads to fetches `slice(offset)` with a Range header.
  */
 import { downloadFile, fileDownloadInfo, type FileDownloadInfoOutput } from "@huggingface/hub";
 import { dirname, join } from "node:path";
 import { MANIFEST, type WeightsFile, type WeightsManifest } from "./manifest.ts";
-import { verifyFormat, WeightsFormatError } from "./verify.ts";
+import { verifyFile, WeightsFormatError } from "./verify.ts";
 
 /** Public hub used when `HF_ENDPOINT` is not set. */
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -397,7 +397,7 @@ async function transfer(
   }
   let detail: string;
   try {
-    detail = await verifyFormat(partial, file.format);
+    detail = await verifyFile(partial, file);
   } catch (e) {
     if (!(e instanceof WeightsFormatError)) throw e;
     const invalid = await setAside(partial, finalPath);
@@ -480,7 +480,7 @@ export async function downloadWeights(opts: DownloadOptions): Promise<DownloadRe
       continue;
     }
     try {
-      const detail = await verifyFormat(finalPath, file.format);
+      const detail = await verifyFile(finalPath, file);
       report.present.push(file.name);
       emit({ type: "present", file, detail });
     } catch (e) {

@@ -416,6 +416,17 @@ function readAsStagesDo(path: string, file: WeightsFile): string {
   return "";
 }
 
+/**
+ * The format check, then `path` opened as the stages open it (checkpoint readers, config parsers); files no
+ * stage reads get the format check only. Returns a short description; throws a WeightsFormatError naming
+ * the file and the problem (Deno.errors.NotFound when it is absent).
+ */
+export async function verifyFile(path: string, file: WeightsFile): Promise<string> {
+  const details = [await verifyFormat(path, file.format)];
+  if (file.status !== "unused") details.push(readAsStagesDo(path, file));
+  return details.filter(Boolean).join(", ");
+}
+
 /** sha256 of a whole file, read in 16 MiB chunks. */
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -473,9 +484,7 @@ export async function checkFile(dir: string, file: WeightsFile, opts: CheckOptio
     throw e;
   }
   try {
-    const details = [await verifyFormat(path, file.format)];
-    // Files the port never reads keep the format check only: no stage opens them.
-    if (file.status !== "unused") details.push(readAsStagesDo(path, file));
+    const details = [await verifyFile(path, file)];
     if (opts.deep) details.push(await deepCheck(path, file, size));
     return { file, path, present: true, valid: true, size, detail: details.filter(Boolean).join(", ") };
   } catch (e) {
