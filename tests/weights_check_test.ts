@@ -22,6 +22,7 @@ import {
 import type { WeightsFormat } from "../src/weights/manifest.ts";
 import { tinyOnnx, tinySafetensors, tinyTorchZip, tinyZip } from "./helpers/hf_server.ts";
 import { shared, tinyModel } from "./helpers/shared.ts";
+import { Graph } from "../src/onnx/graph.ts";
 import { createHash } from "node:crypto";
 import { openCheckpoint } from "../src/weights/checkpoint.ts";
 import { parseManifest } from "../src/weights/manifest.ts";
@@ -266,6 +267,29 @@ Deno.test("check --stages audio: a broken wav2vec2 checkpoint exits 1 naming fil
       r.err,
       /^missing for stage 'audio': wav2vec\/wav2vec2-base-960h\/model\.safetensors \(invalid: tensors 'a' and 'b' overlap\)$/m,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check: an ONNX model whose graph ONNX Runtime refuses is invalid, though its top-level fields are fine", async () => {
+  const dir = await tmp();
+  try {
+    const model = (op: string) => {
+      const g = new Graph("m");
+      g.output(g.op1(op, [g.input("x", [2])], { path: "a", outName: "y" }));
+      return g.encode("/");
+    };
+    await Deno.mkdir(join(dir, "face_analysis/models"), { recursive: true });
+    const scrfd = join(dir, "face_analysis/models/scrfd_10g_bnkps.onnx");
+    await Deno.writeFile(scrfd, model("NoSuchOperator"));
+    await Deno.writeFile(join(dir, "face_analysis/models/glintr100.onnx"), model("Relu"));
+    assert.match(await verifyFormat(scrfd, "onnx"), /^onnx, ir_version \d+$/);
+    const checks = await checkWeights(dir);
+    const bad = checks.find((c) => c.file.name === "scrfd_10g_bnkps")!;
+    assert.equal(bad.valid, false);
+    assert.match(bad.detail, /^ONNX Runtime cannot load it: .*NoSuchOperator/);
+    assert.equal(checks.find((c) => c.file.name === "glintr100")!.valid, true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,6 +11,8 @@ import { buildReferenceUNet } from "../models/reference_unet.ts";
 import { HALLO_UNET_KWARGS, parseUNetConfig } from "../models/unet_config.ts";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from "../models/vae.ts";
 import { buildWav2Vec2, parseWav2Vec2Config, wav2vec2Prefix } from "../models/wav2vec2.ts";
+import { dirname } from "node:path";
+import { Session } from "../runtime/session.ts";
 import { oneLine } from "./errors.ts";
 import { WeightStore } from "./store.ts";
 import { readTinyConfigs } from "./tiny_configs.ts";
@@ -115,4 +117,21 @@ export function audioBindings(paths: Readonly<Record<string, string>>): BindingP
   } catch (e) {
     return [{ name: "wav2vec_weights", problem: `wav2vec2 cannot be built from it: ${why(e)}` }];
   }
+}
+
+/**
+ * Opens each ONNX model (`paths`: manifest name to file) in an ONNX Runtime CPU session, as the image and
+ * audio stages do, and closes it again: the format check reads only the top-level fields, ORT reads the graph.
+ */
+export async function onnxSessions(paths: Readonly<Record<string, string>>): Promise<BindingProblem[]> {
+  const out: BindingProblem[] = [];
+  for (const [name, path] of Object.entries(paths)) {
+    try {
+      const session = await Session.create(await Deno.readFile(path), dirname(path), { threads: 1 });
+      await session.release();
+    } catch (e) {
+      out.push({ name, problem: `ONNX Runtime cannot load it: ${why(e)}` });
+    }
+  }
+  return out;
 }

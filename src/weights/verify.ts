@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseUNetConfig } from "../models/unet_config.ts";
 import { parseVaeConfig } from "../models/vae.ts";
 import { parseWav2Vec2Config } from "../models/wav2vec2.ts";
-import { audioBindings, networksBindings } from "./bindings.ts";
+import { audioBindings, networksBindings, onnxSessions } from "./bindings.ts";
 import { openCheckpoint } from "./checkpoint.ts";
 import { readTensorBytes } from "./convert.ts";
 import { CheckpointError, oneLine } from "./errors.ts";
@@ -497,8 +497,8 @@ export async function checkFile(dir: string, file: WeightsFile, opts: CheckOptio
 
 /**
  * Checks every manifest file in `dir`, in manifest order, then builds each stage's graphs over the
- * checkpoints that passed (the key set and shapes each network binds); a checkpoint a graph cannot be
- * built from is reported invalid with the problem.
+ * checkpoints that passed (the key set and shapes each network binds) and opens each ONNX model the stages
+ * run in an ORT session; a file that fails is reported invalid with the problem.
  */
 export async function checkWeights(
   dir: string,
@@ -507,8 +507,16 @@ export async function checkWeights(
 ): Promise<FileCheck[]> {
   const out: FileCheck[] = [];
   for (const f of manifest.files) out.push(await checkFile(dir, f, opts));
-  const valid = Object.fromEntries(out.filter((c) => c.valid).map((c) => [c.file.name, c.path]));
-  const problems = [...networksBindings(dir, valid, opts.configs), ...audioBindings(valid)];
+  const usable = out.filter((c) => c.valid && c.file.status !== "unused");
+  const valid = Object.fromEntries(usable.map((c) => [c.file.name, c.path]));
+  const onnx = Object.fromEntries(
+    usable.filter((c) => c.file.format === "onnx").map((c) => [c.file.name, c.path]),
+  );
+  const problems = [
+    ...networksBindings(dir, valid, opts.configs),
+    ...audioBindings(valid),
+    ...await onnxSessions(onnx),
+  ];
   return out.map((c) => {
     const p = problems.find((b) => b.name === c.file.name);
     return p ? { ...c, valid: false, detail: p.problem } : c;
