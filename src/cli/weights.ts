@@ -27,8 +27,8 @@ const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
   check [--dir DIR] [--stages image,audio,networks] [--deep]
       table of every manifest file (present, valid, size, stage); exit 1 when a required file of the
       requested stages (default: all) is missing or invalid. Valid means the stages will load it: each
-      file is opened with the stages' readers and config parsers, and every network's graph is built over
-      the checkpoints (keys and shapes). --deep also reads every tensor once and compares the size and
+      file is opened with the stages' readers and config parsers (ONNX models in an ORT session), and
+      every network's graph is built over the checkpoints (keys and shapes). --deep also reads every tensor once and compares the size and
       sha256 weights/manifest.json records (only a hash finds bytes altered inside tensor data).
   clean [--dir DIR] [--all]
       delete *.partial and *.invalid leftovers of failed downloads, and the compiled caches of DIR
