@@ -3,9 +3,10 @@
  * complete file of the right kind from a truncated download, an HTML error page or a Git LFS pointer.
  * `checkFile` / `checkWeights` then open each file the stages read with the readers the stages use
  * (zip directory and local headers, the restricted unpickler, storage sizes, safetensors header rules, the
- * config parsers) and build every graph over the checkpoints, so "valid" means the stages will load it;
- * all of that reads headers and directories only (milliseconds for a multi-GB checkpoint). `deep` also reads
- * every tensor once and compares the size and sha256 the manifest records.
+ * config parsers), open each ONNX model in an ORT session and build every graph over the checkpoints, so
+ * "valid" means the stages will load it; for checkpoints that reads headers and directories only (milliseconds
+ * for a multi-GB file). `deep` also reads every tensor once and compares the size and sha256 the manifest
+ * records.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
