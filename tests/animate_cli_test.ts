@@ -70,7 +70,7 @@ Deno.test("animate: bad options fail fast with one line naming the problem", asy
     [base(out, ["--steps", "0"]), /--steps must be >= 1/],
     [base(out, ["--steps", "2.5"]), /--steps must be an integer/],
     [base(out, ["--cfg=-1"]), /--cfg must be >= 0/],
-    [base(out, ["--cfg", "-1"]), /argument is ambiguous/],
+    [base(out, ["--cfg", "-1"]), /--cfg must be >= 0, got -1/],
     [base(out, ["--cfg", "abc"]), /--cfg must be a number/],
     [base(out, ["--device", "tpu"]), /unknown device 'tpu'/],
     [base(out, ["--size", "100"]), /--size must be a multiple of 64/],

@@ -21,7 +21,20 @@ import {
 } from "../src/weights/verify.ts";
 import type { WeightsFormat } from "../src/weights/manifest.ts";
 import { tinyOnnx, tinySafetensors, tinyTorchZip, tinyZip } from "./helpers/hf_server.ts";
-import { tinyModel } from "./helpers/shared.ts";
+import { shared, tinyModel } from "./helpers/shared.ts";
+import { Graph } from "../src/onnx/graph.ts";
+import { createHash } from "node:crypto";
+import { openCheckpoint } from "../src/weights/checkpoint.ts";
+import { parseManifest } from "../src/weights/manifest.ts";
+import type { HalloConfigs } from "../src/stages/generate/models.ts";
+import {
+  f32Bytes,
+  makePth,
+  makeSafetensors,
+  op,
+  pickle,
+  stateDictPickle,
+} from "./helpers/weights_fixtures.ts";
 
 const REQUIRED = MANIFEST.files.filter((f) => f.status === "required").map((f) => f.path);
 
@@ -61,41 +74,261 @@ Deno.test("manifest: paths unique, required files per stage as the spec lists th
   assert.deepEqual(selectFiles("net,hallo/net.pth,vae_config").map((f) => f.name), ["net", "vae_config"]);
   assert.throws(() => selectFiles("nope"), /no weights file named 'nope'/);
   assert.throws(() => parseStages("image,video"), /unknown stage 'video'/);
+  const entry = { ...MANIFEST.files[0] };
+  const withHash = (sha256: unknown) => parseManifest({ ...MANIFEST, files: [{ ...entry, sha256 }] });
+  assert.equal(withHash("ab".repeat(32)).files[0].sha256, "ab".repeat(32));
+  assert.throws(() => withHash("AB".repeat(32)), /bad entry/);
+  assert.throws(() => withHash("abc"), /bad entry/);
 });
 
-Deno.test("check: tiny_models has the networks and audio files and enables those stages", async () => {
+/** The sizes the reference set was made with (upstream hard-codes others), as the parity runner passes them. */
+function referenceConfigs(): HalloConfigs {
+  const index = JSON.parse(Deno.readTextFileSync(shared("reference", "index.json")));
+  const c = index.common.configs;
+  return {
+    imageProj: c.image_proj,
+    audioProj: c.audio_proj,
+    faceLocator: c.face_locator,
+    unetKwargs: c.unet_additional_kwargs,
+    nMotionFrames: c.n_motion_frames,
+  };
+}
+
+const TINY_FILES = [
+  "hallo/net.pth",
+  "stable-diffusion-v1-5/unet/config.json",
+  "sd-vae-ft-mse/config.json",
+  "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+  "wav2vec/wav2vec2-base-960h/config.json",
+  "wav2vec/wav2vec2-base-960h/model.safetensors",
+  "wav2vec/wav2vec2-base-960h/preprocessor_config.json",
+];
+
+Deno.test("check: tiny_models is loadable with the sizes it was made with, and not with upstream's", async () => {
   const tiny = tinyModel();
-  const checks = await checkWeights(tiny);
-  const present = checks.filter((c) => c.valid).map((c) => c.file.path);
-  assert.deepEqual(present, [
-    "hallo/net.pth",
-    "stable-diffusion-v1-5/unet/config.json",
-    "sd-vae-ft-mse/config.json",
-    "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
-    "wav2vec/wav2vec2-base-960h/config.json",
-    "wav2vec/wav2vec2-base-960h/model.safetensors",
-    "wav2vec/wav2vec2-base-960h/preprocessor_config.json",
-  ]);
+  const checks = await checkWeights(tiny, MANIFEST, { configs: referenceConfigs() });
+  assert.deepEqual(checks.filter((c) => c.valid).map((c) => c.file.path), TINY_FILES);
   assert.deepEqual(enabledStages(checks), ["audio", "networks"]);
   assert.deepEqual(missingFor(checks, ["audio", "networks"]), []);
-  assert.equal(checks.find((c) => c.file.name === "net")!.detail, "torch zip, 1690 entries");
+  assert.equal(checks.find((c) => c.file.name === "net")!.detail, "torch zip, 1690 entries, 1688 tensors");
   assert.equal(checks.find((c) => c.file.name === "net")!.size, 18902681);
 
-  const ok = await cli("check", "--dir", tiny, "--stages", "audio,networks");
+  // animate builds the networks with inference.py's sizes unless the folder has a tiny.json: it cannot
+  // load these, and check says so instead of calling them valid.
+  const plain = await checkWeights(tiny);
+  const net = plain.find((c) => c.file.name === "net")!;
+  assert.equal(net.valid, false);
+  assert.match(
+    net.detail,
+    /^the networks cannot be built from it with the sizes upstream's inference\.py hard-codes: checkpoint tensor 'imageproj\.proj\.weight' in .*net\.pth has shape \[64,24\], the network expects \[3072,512\]$/,
+  );
+  assert.deepEqual(enabledStages(plain), ["audio"]);
+
+  const ok = await cli("check", "--dir", tiny, "--stages", "audio");
   assert.equal(ok.code, 0, ok.err);
-  assert.match(ok.out, /^hallo\/net\.pth +yes +yes +18\.0 MiB +networks +torch zip, 1690 entries$/m);
   assert.match(
     ok.out,
     /^wav2vec\/wav2vec2-base-960h\/model\.safetensors +yes +yes +61\.9 KiB +audio +safetensors/m,
   );
-  assert.match(ok.out, /^stages enabled: audio, networks$/m);
+  assert.match(ok.out, /^hallo\/net\.pth +yes +NO +18\.0 MiB +networks +the networks cannot be built/m);
+  assert.match(ok.out, /^stages enabled: audio$/m);
+  const deep = await cli("check", "--dir", tiny, "--stages", "audio", "--deep");
+  assert.equal(deep.code, 0, deep.err);
+  assert.match(
+    deep.out,
+    /^wav2vec\/wav2vec2-base-960h\/model\.safetensors +yes +yes .* no sha256 in the manifest, every tensor read \(55744 bytes\)$/m,
+  );
 
   const all = await cli("check", "--dir", tiny);
   assert.equal(all.code, 1);
   assert.match(
     all.err,
-    /fetch with: deno task hallo weights download --only face_landmarker,scrfd_10g_bnkps,glintr100/,
+    /missing for stage 'networks': hallo\/net\.pth \(invalid: the networks cannot be built/,
   );
+  assert.match(
+    all.err,
+    /fetch with: deno task hallo weights download --only net,face_landmarker,scrfd_10g_bnkps,glintr100/,
+  );
+});
+
+/** A weights folder: links to tests/reference/tiny_models, with some files replaced by `bytes`. */
+async function tinyWith(bytes: Record<string, Uint8Array>): Promise<string> {
+  const dir = await tmp();
+  for (const p of new Set([...TINY_FILES, ...Object.keys(bytes)])) {
+    await Deno.mkdir(join(dir, p, ".."), { recursive: true });
+    if (bytes[p]) await Deno.writeFile(join(dir, p), bytes[p]);
+    else await Deno.symlink(tinyModel(p), join(dir, p));
+  }
+  return dir;
+}
+
+const enc = new TextEncoder();
+
+/** A net.pth holding a 2x2 float tensor under `name`, whose storage has `storageBytes` bytes. */
+function smallPth(name: string, opts: { storageBytes?: number; deflate?: string[] } = {}): Uint8Array {
+  const pkl = stateDictPickle([{ name, storage: "FloatStorage", key: "0", storageNumel: 4, size: [2, 2] }]);
+  const data = f32Bytes([1, 2, 3, 4]).subarray(0, opts.storageBytes ?? 16);
+  return makePth(pkl, { "0": data }, { deflate: opts.deflate });
+}
+
+/** A safetensors file with a valid JSON header of more than 100 MB (the readers' limit). */
+function hugeHeaderSafetensors(): Uint8Array {
+  const pad = "x".repeat(100_000_100);
+  return makeSafetensors(`{"__metadata__":{"pad":"${pad}"}}`, new Uint8Array(0));
+}
+
+Deno.test("check: each broken file the stages refuse is invalid, with the reader's problem, where the format check passed it", async () => {
+  const marker = join(await tmp(), "pwned");
+  const osSystem = pickle(
+    op.proto(2),
+    op.global("os", "system"),
+    op.str(`touch ${marker}`),
+    op.tuple1,
+    op.reduce,
+    op.stop,
+  );
+  const net = "hallo/net.pth";
+  const vae = "sd-vae-ft-mse/diffusion_pytorch_model.safetensors";
+  const overlap = makeSafetensors({
+    "a": { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+    "b": { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+  }, new Uint8Array(12));
+  const realNet = await Deno.readFile(tinyModel(net));
+  const zeroed = realNet.slice();
+  zeroed.fill(0, 7 << 20, 11 << 20); // 4 MiB in the middle: across hundreds of small entries
+  const cases: [string, string, Uint8Array, RegExp][] = [
+    ["pickle calling os.system", net, makePth(osSystem, {}), /global 'os\.system' is not allowed/],
+    [
+      "another model's checkpoint",
+      net,
+      smallPth("fc.weight"),
+      /^the networks cannot be built from it with the sizes given: .*no tensor 'imageproj\.proj\.weight'/,
+    ],
+    [
+      "a compressed zip entry",
+      net,
+      smallPth("fc.weight", { deflate: ["data.pkl"] }),
+      /zip entry 'archive\/data\.pkl' is compressed \(method 8\)/,
+    ],
+    [
+      "a storage too small for its tensor",
+      net,
+      smallPth("fc.weight", { storageBytes: 8 }),
+      /storage entry 'archive\/data\/0' has 8 bytes, expected 16/,
+    ],
+    ["4 MiB zeroed across zip entries", net, zeroed, /zip entry '.*': local header not found/],
+    ["overlapping safetensors offsets", vae, overlap, /tensors 'a' and 'b' overlap/],
+    [
+      "a 100 MB safetensors header",
+      vae,
+      hugeHeaderSafetensors(),
+      /header length 1000001\d+ exceeds the 100000000 byte limit/,
+    ],
+    [
+      "a config.json that is a JSON array",
+      "stable-diffusion-v1-5/unet/config.json",
+      enc.encode("[1, 2]"),
+      /^expected a JSON object, found an array$/,
+    ],
+  ];
+  for (const [what, path, bytes, expect] of cases) {
+    const dir = await tinyWith({ [path]: bytes });
+    try {
+      const before = await verifyFormat(join(dir, path), MANIFEST.files.find((f) => f.path === path)!.format)
+        .then(() => "passes", (e) => `fails: ${e.message}`);
+      const checks = await checkWeights(dir, MANIFEST, { configs: referenceConfigs() });
+      const c = checks.find((x) => x.file.path === path)!;
+      assert.equal(c.valid, false, `${what}: called valid (${c.detail})`);
+      assert.match(c.detail, expect, what);
+      assert.ok(!/[\n\r]/.test(c.detail), what);
+      assert.deepEqual(enabledStages(checks), ["audio"], what);
+      // The cheap format check alone let most of these through: that was the bug.
+      if (what !== "a 100 MB safetensors header") assert.equal(before, "passes", what);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  assert.equal(await Deno.stat(marker).then(() => true, () => false), false, "the pickle ran nothing");
+});
+
+Deno.test("check --stages audio: a broken wav2vec2 checkpoint exits 1 naming file and problem (was exit 0)", async () => {
+  const path = "wav2vec/wav2vec2-base-960h/model.safetensors";
+  const dir = await tinyWith({
+    [path]: makeSafetensors({
+      "a": { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      "b": { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+    }, new Uint8Array(12)),
+  });
+  try {
+    const r = await cli("check", "--dir", dir, "--stages", "audio");
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /^stages enabled: none$/m);
+    assert.match(
+      r.err,
+      /^missing for stage 'audio': wav2vec\/wav2vec2-base-960h\/model\.safetensors \(invalid: tensors 'a' and 'b' overlap\)$/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check: an ONNX model whose graph ONNX Runtime refuses is invalid, though its top-level fields are fine", async () => {
+  const dir = await tmp();
+  try {
+    const model = (op: string) => {
+      const g = new Graph("m");
+      g.output(g.op1(op, [g.input("x", [2])], { path: "a", outName: "y" }));
+      return g.encode("/");
+    };
+    await Deno.mkdir(join(dir, "face_analysis/models"), { recursive: true });
+    const scrfd = join(dir, "face_analysis/models/scrfd_10g_bnkps.onnx");
+    await Deno.writeFile(scrfd, model("NoSuchOperator"));
+    await Deno.writeFile(join(dir, "face_analysis/models/glintr100.onnx"), model("Relu"));
+    assert.match(await verifyFormat(scrfd, "onnx"), /^onnx, ir_version \d+$/);
+    const checks = await checkWeights(dir);
+    const bad = checks.find((c) => c.file.name === "scrfd_10g_bnkps")!;
+    assert.equal(bad.valid, false);
+    assert.match(bad.detail, /^ONNX Runtime cannot load it: .*NoSuchOperator/);
+    assert.equal(checks.find((c) => c.file.name === "glintr100")!.valid, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check --deep: zeros inside tensor data change no structure; only the manifest's sha256 finds them", async () => {
+  const path = "hallo/net.pth";
+  const original = await Deno.readFile(tinyModel(path));
+  const biggest =
+    [...openCheckpoint(tinyModel(path)).tensors.values()].sort((a, b) => b.length - a.length)[0];
+  const damaged = original.slice();
+  damaged.fill(0, biggest.offset, biggest.offset + biggest.length);
+  const sha256 = createHash("sha256").update(original).digest("hex");
+  const withHash = parseManifest({
+    ...MANIFEST,
+    files: MANIFEST.files.map((f) => f.name === "net" ? { ...f, sha256, size: original.length } : f),
+  });
+  const configs = referenceConfigs();
+  const dir = await tinyWith({ [path]: damaged });
+  try {
+    const net = async (manifest: typeof MANIFEST, deep: boolean) =>
+      (await checkWeights(dir, manifest, { deep, configs })).find((c) => c.file.name === "net")!;
+    // Structure, storages and every key are intact: nothing but a hash can tell.
+    assert.equal((await net(MANIFEST, false)).valid, true);
+    const deepNoHash = await net(MANIFEST, true);
+    assert.equal(deepNoHash.valid, true);
+    assert.match(deepNoHash.detail, /no sha256 in the manifest, every tensor read \(\d+ bytes\)$/);
+    const deep = await net(withHash, true);
+    assert.equal(deep.valid, false);
+    assert.equal(
+      deep.detail,
+      `sha256 ${createHash("sha256").update(damaged).digest("hex")} differs from the manifest's ${sha256}`,
+    );
+    // The intact file passes the same deep check.
+    await Deno.writeFile(join(dir, path), original);
+    assert.match((await net(withHash, true)).detail, /sha256 ok, every tensor read/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("check: an empty folder exits 1 naming every required file", async () => {

@@ -9,6 +9,8 @@ import {
   type DownloadEvent,
   type DownloadOptions,
   downloadWeights,
+  STALL_ENV,
+  stallLimitMs,
   WeightsDownloadError,
 } from "../src/weights/download.ts";
 import { parseManifest, type WeightsManifest } from "../src/weights/manifest.ts";
@@ -20,6 +22,8 @@ import {
   tinySafetensors,
   tinyTorchZip,
 } from "./helpers/hf_server.ts";
+import { makePth, op, pickle } from "./helpers/weights_fixtures.ts";
+import { tinyModel } from "./helpers/shared.ts";
 
 const REPO = "test-org/tiny";
 
@@ -63,7 +67,7 @@ function pick(...names: string[]) {
 }
 
 async function withHub(
-  opts: { cutOnce?: string[]; status?: Record<string, number> },
+  opts: { cutOnce?: string[]; stallOnce?: string[]; stallBytes?: number; status?: Record<string, number> },
   body: (hub: FakeHub, dir: string) => Promise<void>,
 ): Promise<void> {
   const hub = await startFakeHub({ repo: REPO, files: FILES, ...opts });
@@ -116,7 +120,11 @@ Deno.test("download: complete files, byte-identical, verified, no leftovers; sec
     assert.ok(plan && plan.type === "plan");
     assert.equal(plan.totalBytes, FILES["m/model.safetensors"].length + FILES["hallo/net.pth"].length + 20);
     const done = events.filter((e) => e.type === "done").map((e) => e.type === "done" && e.detail);
-    assert.deepEqual(done, ["safetensors, 1 tensors", "torch zip, 3 entries", "JSON object, 1 keys"]);
+    assert.deepEqual(done, [
+      "safetensors, 1 tensors",
+      "torch zip, 3 entries, 0 tensors",
+      "JSON object, 1 keys",
+    ]);
     const last = events.filter((e) => e.type === "progress").at(-1);
     assert.ok(last && last.type === "progress" && last.bytes === last.size);
 
@@ -152,6 +160,71 @@ Deno.test("download: a transfer cut midway is resumed with Range and ends byte-i
     assert.deepEqual(await Deno.readFile(join(dir, path)), FILES[path]);
     assert.equal(await exists(join(dir, `${path}.partial`)), false);
   });
+});
+
+/**
+ * Fails instead of hanging when `p` outlives a limit far above what it should take: a hang must be a
+ * failure with a message, not a test run that never ends.
+ */
+async function noHang<T>(p: Promise<T>, limitMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} still hanging after ${limitMs} ms`)), limitMs);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("download: a body that stalls mid-transfer is aborted after the stall limit, kept, and resumed by a rerun", async () => {
+  await withHub({ stallOnce: ["m/model.safetensors"], stallBytes: 3000 }, async (hub, dir) => {
+    const path = "m/model.safetensors";
+    // Deno holds a fetch's abort listener weakly: after a garbage collection, aborting the signal no longer
+    // reaches the body. A fetch that drops the signal is that situation made deterministic.
+    const deafFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: undefined });
+    const first = await noHang(
+      dl(hub, dir, ["st"], { stallTimeoutMs: 1000, fetch: deafFetch }),
+      30_000,
+      "the stalled download",
+    );
+    const err = onlyError(first.report);
+    assert.equal(err.kind, "interrupted");
+    assert.equal(
+      err.message,
+      "m/model.safetensors: transfer interrupted after 2.93 KiB of 195.4 KiB (no data for 1 s); " +
+        "run the same command again to resume",
+    );
+    assert.equal(await exists(join(dir, path)), false, "nothing under the final name");
+    const partial = await Deno.readFile(join(dir, `${path}.partial`));
+    assert.deepEqual(partial, FILES[path].subarray(0, 3000));
+
+    const second = await dl(hub, dir, ["st"], { stallTimeoutMs: 1000, fetch: deafFetch });
+    assert.deepEqual(second.report.failed, []);
+    const done = second.events.find((e) => e.type === "done");
+    assert.ok(done && done.type === "done" && done.resumedFrom === 3000);
+    const ranged = hub.requests.filter((r) => r.method === "GET" && r.range && r.range !== "bytes=0-0");
+    assert.deepEqual(ranged.map((r) => r.range), [`bytes=3000-${FILES[path].length - 1}`]);
+    assert.deepEqual(await Deno.readFile(join(dir, path)), FILES[path]);
+    assert.equal(await exists(join(dir, `${path}.partial`)), false);
+  });
+});
+
+Deno.test("download: the stall limit comes from HALLO_DOWNLOAD_STALL_S when not given, and a bad value is refused", () => {
+  const saved = Deno.env.get(STALL_ENV);
+  try {
+    Deno.env.delete(STALL_ENV);
+    assert.equal(stallLimitMs(), 60_000);
+    assert.equal(stallLimitMs(250), 250);
+    Deno.env.set(STALL_ENV, "1.5");
+    assert.equal(stallLimitMs(), 1500);
+    Deno.env.set(STALL_ENV, "-1");
+    assert.throws(() => stallLimitMs(), /HALLO_DOWNLOAD_STALL_S '-1' is not a positive number of seconds/);
+  } finally {
+    if (saved === undefined) Deno.env.delete(STALL_ENV);
+    else Deno.env.set(STALL_ENV, saved);
+  }
 });
 
 Deno.test("download: a partial from another remote version (ETag changed) is restarted, not appended", async () => {
@@ -210,6 +283,26 @@ Deno.test("download: an invalid file already under its final name is set aside a
   });
 });
 
+Deno.test("download: a present net.pth the stages' reader refuses (pickle calling os.system) is set aside and fetched again", async () => {
+  await withHub({}, async (hub, dir) => {
+    const final = join(dir, "hallo/net.pth");
+    await Deno.mkdir(join(dir, "hallo"));
+    // A well-formed torch zip whose data.pkl calls os.system: the format check alone called it present.
+    const hostile = makePth(
+      pickle(op.proto(2), op.global("os", "system"), op.str("true"), op.tuple1, op.reduce, op.stop),
+      {},
+    );
+    await Deno.writeFile(final, hostile);
+    const { report, events } = await dl(hub, dir, ["pth"]);
+    assert.deepEqual(report.downloaded, ["pth"]);
+    const aside = events.find((e) => e.type === "set-aside");
+    assert.ok(aside && aside.type === "set-aside");
+    assert.match(aside.problem, /global 'os\.system' is not allowed/);
+    assert.deepEqual(await Deno.readFile(`${final}.invalid`), hostile);
+    assert.deepEqual(await Deno.readFile(final), FILES["hallo/net.pth"]);
+  });
+});
+
 Deno.test("download: 401 says to set HF_TOKEN and stops the run", async () => {
   await withHub({ status: { "m/locked.json": 401 } }, async (hub, dir) => {
     const { report } = await dl(hub, dir, ["locked", "cfg"]);
@@ -259,17 +352,16 @@ Deno.test("download: a folder that cannot be written gives a disk error naming t
 
 Deno.test("cli: weights download honours HF_ENDPOINT and HF_TOKEN; exit 1 on 404", async () => {
   const path = "stable-diffusion-v1-5/unet/config.json";
-  const hub = await startFakeHub({
-    repo: "fudan-generative-ai/hallo",
-    files: { [path]: FILES["m/config.json"] },
-  });
+  // A real (tiny) UNet config: a downloaded config must pass the parser the networks stage reads it with.
+  const config = await Deno.readFile(tinyModel(path));
+  const hub = await startFakeHub({ repo: "fudan-generative-ai/hallo", files: { [path]: config } });
   const dir = await Deno.makeTempDir({ prefix: "hallo_dl_" });
   const saved = { ep: Deno.env.get("HF_ENDPOINT"), tok: Deno.env.get("HF_TOKEN") };
   Deno.env.set("HF_ENDPOINT", hub.url);
   Deno.env.set("HF_TOKEN", "hf_test_token");
   try {
     assert.equal(await run(["download", "--dir", dir, "--only", "unet_config"]), 0);
-    assert.deepEqual(await Deno.readFile(join(dir, path)), FILES["m/config.json"]);
+    assert.deepEqual(await Deno.readFile(join(dir, path)), config);
     assert.ok(
       hub.requests.length > 0 && hub.requests.every((r) => r.authorization === "Bearer hf_test_token"),
     );

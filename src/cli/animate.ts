@@ -9,7 +9,18 @@ import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
 import { openRunFor, type RunDir, RunPathError } from "../stages/generate/run_dir.ts";
-import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
+import { probeDevice } from "../runtime/probe.ts";
+import {
+  checkAudioFile,
+  GENERATION_OPTIONS,
+  joinNegativeValues,
+  num,
+  readableFile,
+  runOptions,
+  seedOption,
+  UsageError,
+  writablePath,
+} from "./options.ts";
 import { clipStepProgress, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
@@ -35,15 +46,13 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
 export async function run(args: string[]): Promise<number> {
   let v;
   try {
-    v = parseArgs({
-      args,
-      options: {
-        ...GENERATION_OPTIONS,
-        dtype: { type: "string" },
-        "run-dir": { type: "string" },
-        resume: { type: "boolean" },
-      },
-    }).values;
+    const options = {
+      ...GENERATION_OPTIONS,
+      dtype: { type: "string" },
+      "run-dir": { type: "string" },
+      resume: { type: "boolean" },
+    } as const;
+    v = parseArgs({ args: joinNegativeValues(args, options), options }).values;
   } catch (e) {
     console.error(`animate: ${e instanceof Error ? e.message.split("\n")[0] : e} (see --help)`);
     return 2;
@@ -61,7 +70,7 @@ export async function run(args: string[]): Promise<number> {
       poseWeight: num("pose-weight", v["pose-weight"], 1),
       faceWeight: num("face-weight", v["face-weight"], 1),
       lipWeight: num("lip-weight", v["lip-weight"], 1),
-      seed: num("seed", v.seed, 42, { min: 0, int: true }),
+      seed: seedOption(v.seed),
     };
     const { size, faceExpandRatio, threads, device } = runOptions(v);
     let dtype;
@@ -71,8 +80,10 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError(`--dtype: ${(e as Error).message}`);
     }
     warnIfFp16OnCpu(dtype, device);
+    await probeDevice(device);
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
+    await checkAudioFile("audio", audio);
     const out = await writablePath("out", v.out);
     const weightsDir = resolveWeightsDir(v.weights);
     const tiny = readTinyConfigs(weightsDir) !== undefined;

@@ -1,24 +1,110 @@
 /** Validation of CLI values, before any heavy work: one-line errors naming the option and the problem. */
 import { dirname, resolve } from "node:path";
 import { type Device, parseDevice } from "../runtime/device.ts";
+import { AudioDecodeError, decodeAudioChunks } from "../stages/audio/decode.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** What `--x` must be, as errors say it: "an integer >= 1", "a number from 0 to 10". */
+function allowed(o: { min?: number; max?: number; int?: boolean }): string {
+  const what = o.int ? "an integer" : "a number";
+  if (o.min !== undefined && o.max !== undefined) return `${what} from ${o.min} to ${o.max}`;
+  if (o.min !== undefined) return `${what} >= ${o.min}`;
+  if (o.max !== undefined) return `${what} <= ${o.max}`;
+  return what;
+}
+
+/**
+ * A numeric option (`undefined`: the default). Errors name the option, the allowed range and the value:
+ * `--steps must be >= 1, got -1`, `--seed must be from 0 to 9007199254740991, got 1e30`.
+ */
 export function num(
   name: string,
   v: string | undefined,
   dflt: number,
-  o: { min?: number; int?: boolean } = {},
+  o: { min?: number; max?: number; int?: boolean } = {},
 ): number {
   if (v === undefined) return dflt;
   const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x)) throw new UsageError(`--${name} must be a number, got '${v}'`);
-  if (o.int && !Number.isInteger(x)) throw new UsageError(`--${name} must be an integer, got '${v}'`);
-  if (o.min !== undefined && x < o.min) throw new UsageError(`--${name} must be >= ${o.min}, got ${v}`);
+  if (v.trim() === "" || !Number.isFinite(x)) {
+    throw new UsageError(`--${name} must be a number, got '${v}' (allowed: ${allowed(o)})`);
+  }
+  if (o.int && !Number.isInteger(x)) throw new UsageError(`--${name} must be ${allowed(o)}, got '${v}'`);
+  const low = o.min !== undefined && x < o.min;
+  const high = o.max !== undefined && x > o.max;
+  if (low || high) {
+    const range = o.min !== undefined && o.max !== undefined
+      ? `from ${o.min} to ${o.max}`
+      : low
+      ? `>= ${o.min}`
+      : `<= ${o.max}`;
+    throw new UsageError(`--${name} must be ${range}${o.int ? " (an integer)" : ""}, got ${v}`);
+  }
   return x;
+}
+
+/**
+ * Largest seed: `torch.manual_seed` takes any 64-bit value, but a seed travels here as a JS number, exact up to
+ * 2^53 - 1; a larger one would silently become another seed.
+ */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+/** `--seed`: an integer from 0 to MAX_SEED (default 42). */
+export function seedOption(v: string | undefined): number {
+  return num("seed", v, 42, { min: 0, max: MAX_SEED, int: true });
+}
+
+/** A value that is a negative number (or a list starting with one), which parseArgs takes for an option. */
+const NEGATIVE = /^-(\d|\.\d|inf|nan)/i;
+
+/**
+ * Rewrites `--x -1` to `--x=-1` for options declared as taking a value, so negative numbers reach the range
+ * checks in both spellings (node:util parseArgs calls the space form "ambiguous" and stops).
+ */
+export function joinNegativeValues(
+  args: readonly string[],
+  options: Readonly<Record<string, { type: "string" | "boolean"; short?: string }>>,
+): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, spec] of Object.entries(options)) {
+    if (spec.type !== "string") continue;
+    takesValue.add(`--${name}`);
+    if (spec.short) takesValue.add(`-${spec.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    if (takesValue.has(a) && next !== undefined && NEGATIVE.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes the start of `path` (the first 4096 samples at 16 kHz mono) so a file that is not audio, has no
+ * audio track or holds NaN/inf samples there fails in a fraction of a second, before any image work.
+ */
+export async function checkAudioFile(name: string, path: string): Promise<void> {
+  try {
+    for await (const _ of decodeAudioChunks(path, { sampleRate: 16000, channels: 1, chunkFrames: 4096 })) {
+      break;
+    }
+  } catch (e) {
+    if (e instanceof AudioDecodeError) throw new UsageError(`--${name} ${e.message}`);
+    throw e;
+  }
 }
 
 /** A comma-separated list of numbers (sweeps). */

@@ -6,6 +6,8 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { parseDevice } from "../runtime/device.ts";
+import { probeDevice } from "../runtime/probe.ts";
+import { checkAudioFile, joinNegativeValues } from "./options.ts";
 import { prepareAudio } from "../stages/audio/prepare.ts";
 import { writeSafetensors } from "../weights/safetensors_write.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
@@ -41,21 +43,22 @@ function oneLine(s: string, max = 1000): string {
 }
 
 function parse(args: string[]) {
+  const options = {
+    audio: { type: "string" },
+    out: { type: "string" },
+    weights: { type: "string" },
+    "no-separate": { type: "boolean" },
+    "clip-length": { type: "string" },
+    fps: { type: "string" },
+    device: { type: "string" },
+    "cache-dir": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  } as const;
   const { values, positionals } = parseArgs({
-    args,
+    args: joinNegativeValues(args, options),
     strict: true,
     allowPositionals: true,
-    options: {
-      audio: { type: "string" },
-      out: { type: "string" },
-      weights: { type: "string" },
-      "no-separate": { type: "boolean" },
-      "clip-length": { type: "string" },
-      fps: { type: "string" },
-      device: { type: "string" },
-      "cache-dir": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+    options,
   });
   if (values.help) return undefined;
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -89,6 +92,10 @@ export async function run(args: string[]): Promise<number> {
   }
   const progress = new StepProgress();
   try {
+    // Before the output folder, the separator or wav2vec2: a device that cannot run and a file that is
+    // not audio fail in a fraction of a second.
+    await probeDevice(o.device);
+    await checkAudioFile("audio", o.audio);
     await Deno.mkdir(o.out, { recursive: true });
     const r = await prepareAudio(o.audio, {
       ...o,

@@ -15,6 +15,8 @@ import sharp from "sharp";
 import { oneLine } from "../weights/errors.ts";
 import { type TensorToWrite, writeSafetensors } from "../weights/safetensors_write.ts";
 import { parseDevice } from "../runtime/device.ts";
+import { probeDevice } from "../runtime/probe.ts";
+import { joinNegativeValues } from "./options.ts";
 import { NUM_FACE_LANDMARKS } from "../stages/image/landmarker.ts";
 import { type PreparedImage, prepareImage, type PrepareImageOptions } from "../stages/image/prepare.ts";
 import type { U8Image } from "../stages/image/types.ts";
@@ -181,20 +183,18 @@ function positiveNumber(flag: string, v: string | undefined): number | undefined
 export async function run(args: string[]): Promise<number> {
   let values;
   try {
-    values = parseArgs({
-      args,
-      options: {
-        image: { type: "string" },
-        out: { type: "string" },
-        weights: { type: "string" },
-        "face-expand-ratio": { type: "string" },
-        landmarks: { type: "string" },
-        device: { type: "string" },
-        "num-faces": { type: "string" },
-        "allow-missing-face-models": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
+    const options = {
+      image: { type: "string" },
+      out: { type: "string" },
+      weights: { type: "string" },
+      "face-expand-ratio": { type: "string" },
+      landmarks: { type: "string" },
+      device: { type: "string" },
+      "num-faces": { type: "string" },
+      "allow-missing-face-models": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    } as const;
+    values = parseArgs({ args: joinNegativeValues(args, options), options }).values;
   } catch (e) {
     console.error(`hallo prepare-image: ${oneLine((e as Error).message)}\n${USAGE}`);
     return 2;
@@ -215,6 +215,8 @@ export async function run(args: string[]): Promise<number> {
       allowMissingFaceModels: values["allow-missing-face-models"],
     };
     if (values.device) opts.device = parseDevice(values.device);
+    // The face models run on it: an unusable device fails now, not after the image was read.
+    await probeDevice(opts.device ?? "cpu");
     if (values.landmarks) {
       const given = await readLandmarksFile(values.landmarks);
       opts.landmarks = given.landmarks;

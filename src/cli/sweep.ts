@@ -11,7 +11,18 @@ import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
 import { RunPathError } from "../stages/generate/run_dir.ts";
-import { GENERATION_OPTIONS, num, numList, readableFile, runOptions, UsageError } from "./options.ts";
+import { probeDevice } from "../runtime/probe.ts";
+import {
+  checkAudioFile,
+  GENERATION_OPTIONS,
+  joinNegativeValues,
+  num,
+  numList,
+  readableFile,
+  runOptions,
+  seedOption,
+  UsageError,
+} from "./options.ts";
 import { StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
@@ -67,12 +78,7 @@ async function writableDir(name: string, path: string | undefined): Promise<stri
 export async function run(args: string[]): Promise<number> {
   let v;
   try {
-    v = parseArgs({
-      args,
-      options: {
-        ...GENERATION_OPTIONS,
-      },
-    }).values;
+    v = parseArgs({ args: joinNegativeValues(args, GENERATION_OPTIONS), options: GENERATION_OPTIONS }).values;
   } catch (e) {
     console.error(`sweep: ${e instanceof Error ? e.message.split("\n")[0] : e} (see --help)`);
     return 2;
@@ -89,11 +95,13 @@ export async function run(args: string[]): Promise<number> {
       lipWeight: list("lip-weight", v["lip-weight"], 1),
     };
     const steps = num("steps", v.steps, 40, { min: 1, int: true });
-    const seed = num("seed", v.seed, 42, { min: 0, int: true });
+    const seed = seedOption(v.seed);
     const { size, faceExpandRatio, threads, device } = runOptions(v);
     const runs = sweepSettings(axes, { steps, seed }).length;
+    await probeDevice(device);
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
+    await checkAudioFile("audio", audio);
     const outDir = await writableDir("out", v.out);
     const weightsDir = resolveWeightsDir(v.weights);
     const tiny = readTinyConfigs(weightsDir) !== undefined;

@@ -22,10 +22,14 @@ const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
   download [--dir DIR] [--only NAME[,NAME]] [--all]
       fetch the files of weights/manifest.json from $HF_ENDPOINT (default https://huggingface.co),
       with $HF_TOKEN if set; interrupted downloads resume. Default: required and optional files;
-      --all adds the ones this port never reads; --only picks files by name or path.
-  check [--dir DIR] [--stages image,audio,networks]
-      table of every manifest file (present, format valid, size, stage); exit 1 when a required file
-      of the requested stages (default: all) is missing or invalid.
+      --all adds the ones this port never reads; --only picks files by name or path. A transfer
+      that receives nothing for $HALLO_DOWNLOAD_STALL_S seconds (default 60) stops; rerun to resume.
+  check [--dir DIR] [--stages image,audio,networks] [--deep]
+      table of every manifest file (present, valid, size, stage); exit 1 when a required file of the
+      requested stages (default: all) is missing or invalid. Valid means the stages will load it: each
+      file is opened with the stages' readers and config parsers (ONNX models in an ORT session), and
+      every network's graph is built over the checkpoints (keys and shapes). --deep also reads every tensor once and compares the size and
+      sha256 weights/manifest.json records (only a hash finds bytes altered inside tensor data).
   clean [--dir DIR] [--all]
       delete *.partial and *.invalid leftovers of failed downloads, and the compiled caches of DIR
       (.hallo-cache/ folders: graphs and fp16 weights, and their per-user copies for read-only folders);
@@ -202,11 +206,16 @@ function table(checks: readonly FileCheck[]): string {
 async function check(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { dir: { type: "string" }, weights: { type: "string" }, stages: { type: "string" } },
+    options: {
+      dir: { type: "string" },
+      weights: { type: "string" },
+      stages: { type: "string" },
+      deep: { type: "boolean", default: false },
+    },
   });
   const dir = resolveWeightsDir(values.dir ?? values.weights);
   const stages = values.stages ? parseStages(values.stages) : [...STAGES];
-  const checks = await checkWeights(dir);
+  const checks = await checkWeights(dir, MANIFEST, { deep: values.deep });
   console.log(`weights folder: ${dir}\n`);
   console.log(table(checks));
   const enabled = enabledStages(checks);

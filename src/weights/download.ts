@@ -1,17 +1,23 @@
 /**
  * Downloads manifest files from the Hugging Face hub into a `pretrained_models/` folder, resumably and safely:
  * bytes go to `<final>.partial`, an interrupted transfer continues with an HTTP Range request on the next
- * run, and only a file that passes its format check is renamed to its final name (one that fails is kept
+ * run, and only a file that passes its format check and opens with the stages' readers is renamed to its final name (one that fails is kept
  * aside as `<final>.invalid`). Transfers go through @huggingface/hub: `fileDownloadInfo` resolves size,
  * ETag and URL (and Xet storage), and the Blob it leads to fetches `slice(offset)` with a Range header.
  */
 import { downloadFile, fileDownloadInfo, type FileDownloadInfoOutput } from "@huggingface/hub";
 import { dirname, join } from "node:path";
 import { MANIFEST, type WeightsFile, type WeightsManifest } from "./manifest.ts";
-import { verifyFormat, WeightsFormatError } from "./verify.ts";
+import { verifyFile, WeightsFormatError } from "./verify.ts";
 
 /** Public hub used when `HF_ENDPOINT` is not set. */
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
+
+/** Environment variable giving the stall limit in seconds (default 60). */
+export const STALL_ENV = "HALLO_DOWNLOAD_STALL_S";
+
+/** Default stall limit: a transfer that receives nothing for this long is aborted. */
+export const DEFAULT_STALL_MS = 60_000;
 
 /** What went wrong, so a caller can decide whether to go on with the other files. */
 export type DownloadErrorKind =
@@ -59,7 +65,7 @@ export interface DownloadOptions {
   /** Access token; default `$HF_TOKEN`. */
   token?: string;
   onEvent?: (event: DownloadEvent) => void;
-  /** Give up on a request that sends nothing for this long (default 60 s). */
+  /** Give up on a request that sends nothing for this long (default `$HALLO_DOWNLOAD_STALL_S`, else 60 s). */
   stallTimeoutMs?: number;
   /** Replaces the global fetch (tests, proxies). */
   fetch?: typeof fetch;
@@ -97,6 +103,23 @@ export function hubEndpoint(endpoint?: string): string {
   return raw.replace(/\/+$/, "");
 }
 
+/** The stall limit in ms from the option, else `$HALLO_DOWNLOAD_STALL_S` (seconds), else 60 s. */
+export function stallLimitMs(ms?: number): number {
+  if (ms !== undefined) {
+    if (!(Number.isFinite(ms) && ms > 0)) {
+      throw new WeightsDownloadError("config", `stall limit must be a positive number of ms, got ${ms}`);
+    }
+    return ms;
+  }
+  const raw = env(STALL_ENV);
+  if (raw === undefined) return DEFAULT_STALL_MS;
+  const s = Number(raw);
+  if (!(Number.isFinite(s) && s > 0)) {
+    throw new WeightsDownloadError("config", `${STALL_ENV} '${raw}' is not a positive number of seconds`);
+  }
+  return s * 1000;
+}
+
 /** The URL layout every hub (and mirror) serves files at. */
 export function resolveUrl(endpoint: string, repo: string, revision: string, path: string): string {
   return `${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
@@ -129,19 +152,30 @@ function shortCause(e: unknown): string {
   return (cut >= 0 ? msg.slice(cut + 3) : msg).split("\n")[0];
 }
 
-/** A timer that aborts a request when nothing arrives for `ms`; `kick` on every chunk. */
+/**
+ * A timer that fires when nothing arrives for `ms`; `kick` on every chunk. Firing aborts the requests it
+ * wrapped, and also rejects `stalled`, which callers race against every await on the network: Deno holds a
+ * fetch's abort listener weakly, so once the Request object is garbage-collected (seconds into a transfer)
+ * aborting the signal no longer reaches the response body, and a read on a silent connection waits forever.
+ */
 class Watchdog {
   readonly controller = new AbortController();
+  /** Rejects with a StallError when the timer fires; never resolves. */
+  readonly stalled: Promise<never>;
+  #reject!: (e: unknown) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   constructor(readonly ms: number) {
+    this.stalled = new Promise<never>((_, reject) => this.#reject = reject);
+    // Nobody may be racing it when it fires (between two awaits): that is not an unhandled rejection.
+    this.stalled.catch(() => {});
     this.kick();
   }
   kick(): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(
-      () => this.controller.abort(new DOMException("stalled", "TimeoutError")),
-      this.ms,
-    );
+    this.#timer = setTimeout(() => {
+      this.controller.abort(new DOMException("stalled", "TimeoutError"));
+      this.#reject(new StallError(this.ms));
+    }, this.ms);
   }
   stop(): void {
     clearTimeout(this.#timer);
@@ -149,9 +183,21 @@ class Watchdog {
   get fired(): boolean {
     return this.controller.signal.aborted;
   }
+  /** `p`, or a StallError as soon as the timer fires. */
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.stalled]);
+  }
   /** A fetch whose every request the watchdog can abort. */
   wrap(base: typeof fetch): typeof fetch {
     return (input, init) => base(input, { ...init, signal: this.controller.signal });
+  }
+}
+
+/** Nothing arrived for the stall limit. */
+class StallError extends Error {
+  constructor(readonly ms: number) {
+    super(`no data for ${ms / 1000} s`);
+    this.name = "StallError";
   }
 }
 
@@ -284,7 +330,7 @@ async function transfer(
     try {
       let reader: ReadableStreamDefaultReader<Uint8Array>;
       try {
-        const blob = await downloadFile({
+        const blob = await dog.race(downloadFile({
           repo: ctx.repo,
           path: file.path,
           revision: ctx.revision,
@@ -292,7 +338,7 @@ async function transfer(
           accessToken: ctx.token,
           fetch: dog.wrap(ctx.fetch),
           downloadInfo: info,
-        });
+        }));
         if (!blob) throw new WeightsDownloadError("not-found", `${file.path}: not found in ${ctx.repo}`);
         // slice(offset) makes the hub library send `Range: bytes=offset-` (a plain GET when offset is 0).
         reader = (offset > 0 ? blob.slice(offset) : blob).stream().getReader();
@@ -302,9 +348,12 @@ async function transfer(
       for (;;) {
         let chunk: ReadableStreamReadResult<Uint8Array>;
         try {
-          chunk = await reader.read();
+          chunk = await dog.race(reader.read());
         } catch (e) {
           const why = dog.fired ? `no data for ${ctx.stallMs / 1000} s` : shortCause(e);
+          // Closes the connection (the body's abort may not arrive, see Watchdog); never awaited, as a
+          // stalled pipe may not answer.
+          reader.cancel(e).catch(() => {});
           throw new WeightsDownloadError(
             "interrupted",
             `${file.path}: transfer interrupted after ${fmtBytes(written)} of ${
@@ -348,7 +397,7 @@ async function transfer(
   }
   let detail: string;
   try {
-    detail = await verifyFormat(partial, file.format);
+    detail = await verifyFile(partial, file);
   } catch (e) {
     if (!(e instanceof WeightsFormatError)) throw e;
     const invalid = await setAside(partial, finalPath);
@@ -369,14 +418,14 @@ async function transfer(
 async function lookUp(ctx: Ctx, file: WeightsFile): Promise<FileDownloadInfoOutput> {
   const dog = new Watchdog(ctx.stallMs);
   try {
-    const info = await fileDownloadInfo({
+    const info = await dog.race(fileDownloadInfo({
       repo: ctx.repo,
       path: file.path,
       revision: ctx.revision,
       hubUrl: ctx.endpoint,
       accessToken: ctx.token,
       fetch: dog.wrap(ctx.fetch),
-    });
+    }));
     if (!info) {
       const url = resolveUrl(ctx.endpoint, ctx.repo, ctx.revision, file.path);
       throw new WeightsDownloadError(
@@ -415,7 +464,7 @@ export async function downloadWeights(opts: DownloadOptions): Promise<DownloadRe
       endpoint: hubEndpoint(opts.endpoint),
       token: opts.token ?? env("HF_TOKEN"),
       fetch: opts.fetch ?? fetch,
-      stallMs: opts.stallTimeoutMs ?? 60_000,
+      stallMs: stallLimitMs(opts.stallTimeoutMs),
       emit,
     };
   } catch (e) {
@@ -431,7 +480,7 @@ export async function downloadWeights(opts: DownloadOptions): Promise<DownloadRe
       continue;
     }
     try {
-      const detail = await verifyFormat(finalPath, file.format);
+      const detail = await verifyFile(finalPath, file);
       report.present.push(file.name);
       emit({ type: "present", file, detail });
     } catch (e) {

@@ -27,6 +27,10 @@ export interface WeightsFile {
   readonly format: WeightsFormat;
   /** What upstream does with the file. */
   readonly readBy: string;
+  /** Size in bytes, when known for certain (checked by `weights check --deep`). */
+  readonly size?: number;
+  /** sha256 of the whole file, lower-case hex, when known for certain (checked by `weights check --deep`). */
+  readonly sha256?: string;
 }
 
 /** The whole manifest. */
@@ -58,7 +62,9 @@ export function parseManifest(raw: unknown): WeightsManifest {
   for (const f of m.files as WeightsFile[]) {
     const ok = typeof f.name === "string" && typeof f.path === "string" &&
       (STAGES as readonly string[]).includes(f.stage) && STATUSES.includes(f.status) &&
-      FORMATS.includes(f.format) && !f.path.startsWith("/") && !f.path.split("/").includes("..");
+      FORMATS.includes(f.format) && !f.path.startsWith("/") && !f.path.split("/").includes("..") &&
+      (f.size === undefined || (Number.isSafeInteger(f.size) && f.size >= 0)) &&
+      (f.sha256 === undefined || (typeof f.sha256 === "string" && /^[0-9a-f]{64}$/.test(f.sha256)));
     if (!ok) throw new ManifestError(`weights/manifest.json: bad entry ${JSON.stringify(f)}`);
     if (names.has(f.name)) throw new ManifestError(`weights/manifest.json: duplicate name '${f.name}'`);
     names.add(f.name);

@@ -1,10 +1,26 @@
 /**
- * Light-weight format checks for downloaded weights: enough to tell a complete file of the right kind from a
- * truncated download, an HTML error page or a Git LFS pointer, while reading only headers and directories
- * (a multi-GB checkpoint is checked in milliseconds). Deep parsing is the checkpoint readers' job.
+ * Checks of a weights folder. `verifyFormat` is the light format check of a download: enough to tell a
+ * complete file of the right kind from a truncated download, an HTML error page or a Git LFS pointer.
+ * `checkFile` / `checkWeights` then open each file the stages read with the readers the stages use
+ * (zip directory and local headers, the restricted unpickler, storage sizes, safetensors header rules, the
+ * config parsers), open each ONNX model in an ORT session and build every graph over the checkpoints, so
+ * "valid" means the stages will load it; for checkpoints that reads headers and directories only (milliseconds
+ * for a multi-GB file). `deep` also reads every tensor once and compares the size and sha256 the manifest
+ * records.
  */
-import { DTYPE_BYTES } from "./types.ts";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { parseUNetConfig } from "../models/unet_config.ts";
+import { parseVaeConfig } from "../models/vae.ts";
+import { parseWav2Vec2Config } from "../models/wav2vec2.ts";
+import { audioBindings, networksBindings, onnxSessions } from "./bindings.ts";
+import { openCheckpoint } from "./checkpoint.ts";
+import { readTensorBytes } from "./convert.ts";
+import { CheckpointError, oneLine } from "./errors.ts";
+import { MAX_HEADER_BYTES } from "./safetensors.ts";
+import { withFileSource } from "./source.ts";
+import type { HalloConfigs } from "../stages/generate/models.ts";
+import { DTYPE_BYTES } from "./types.ts";
 import {
   MANIFEST,
   type Stage,
@@ -96,7 +112,10 @@ function sniff(head: Uint8Array): string {
 async function checkSafetensors(r: Reader): Promise<string> {
   const head = await r.at(0, Math.min(r.size, 64), "safetensors header length");
   const n = r.size >= 8 ? u64(head, 0) : -1;
-  if (n < 2 || n > MAX_METADATA_BYTES || 8 + n > r.size) {
+  if (n > MAX_HEADER_BYTES) {
+    r.fail(`safetensors header length ${n} exceeds the ${MAX_HEADER_BYTES} byte limit${sniff(head)}`);
+  }
+  if (n < 2 || 8 + n > r.size) {
     r.fail(`safetensors header length ${n} does not fit a ${r.size}-byte file${sniff(head)}`);
   }
   let header: unknown;
@@ -331,7 +350,7 @@ export interface FileCheck {
   /** Absolute path where the file is expected. */
   readonly path: string;
   readonly present: boolean;
-  /** Present and passing its format check. */
+  /** Present and passing its checks. */
   readonly valid: boolean;
   /** Size in bytes (0 when absent). */
   readonly size: number;
@@ -339,8 +358,122 @@ export interface FileCheck {
   readonly detail: string;
 }
 
+/** Options of {@link checkFile} and {@link checkWeights}. */
+export interface CheckOptions {
+  /**
+   * Also read every tensor once (an I/O error or a short read fails the file) and compare the size and
+   * sha256 the manifest records. Zeroed or altered bytes inside tensor data change no structure a reader
+   * can see: only the sha256 tells them apart.
+   */
+  readonly deep?: boolean;
+  /**
+   * Sizes upstream hard-codes in inference.py, for a folder of test weights made with others (as the parity
+   * runner passes them); default: the folder's tiny.json, else upstream's.
+   */
+  readonly configs?: HalloConfigs;
+}
+
+/** The parsers the stages read each config with, by manifest name. */
+const CONFIG_PARSERS: Record<string, (raw: Record<string, unknown>, file: string) => unknown> = {
+  unet_config: parseUNetConfig,
+  vae_config: parseVaeConfig,
+  wav2vec_config: parseWav2Vec2Config,
+};
+
+/**
+ * Opens `path` as the stages open it: checkpoints through the checkpoint readers (every tensor's
+ * entry, storage size and offsets), configs as JSON objects through their parsers. Returns extra detail;
+ * throws a WeightsFormatError naming the problem.
+ */
+function readAsStagesDo(path: string, file: WeightsFile): string {
+  const fail = (problem: string): never => {
+    throw new WeightsFormatError(path, problem);
+  };
+  if (file.format === "safetensors" || file.format === "pth") {
+    try {
+      const n = openCheckpoint(path).tensors.size;
+      // The format check already counted a safetensors file's tensors.
+      return file.format === "pth" ? `${n} tensors` : "";
+    } catch (e) {
+      if (e instanceof CheckpointError) fail(e.problem);
+      throw e;
+    }
+  }
+  if (file.format === "json") {
+    const value = JSON.parse(Deno.readTextFileSync(path));
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      fail(`expected a JSON object, found ${Array.isArray(value) ? "an array" : typeof value}`);
+    }
+    const parse = CONFIG_PARSERS[file.name];
+    if (parse) {
+      try {
+        parse(value, path);
+      } catch (e) {
+        // The parsers name the file themselves; keep the problem only.
+        fail(oneLine((e as Error).message).replace(`${path}: `, ""));
+      }
+    }
+  }
+  return "";
+}
+
+/**
+ * The format check, then `path` opened as the stages open it (checkpoint readers, config parsers); files no
+ * stage reads get the format check only. Returns a short description; throws a WeightsFormatError naming
+ * the file and the problem (Deno.errors.NotFound when it is absent).
+ */
+export async function verifyFile(path: string, file: WeightsFile): Promise<string> {
+  const details = [await verifyFormat(path, file.format)];
+  if (file.status !== "unused") details.push(readAsStagesDo(path, file));
+  return details.filter(Boolean).join(", ");
+}
+
+/** sha256 of a whole file, read in 16 MiB chunks. */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using f = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(16 << 20);
+  for (;;) {
+    const n = await f.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
+}
+
+/** `--deep`: the manifest's size and sha256 when it has them, then every tensor read once. */
+async function deepCheck(path: string, file: WeightsFile, size: number): Promise<string> {
+  const notes: string[] = [];
+  if (file.size !== undefined && size !== file.size) {
+    throw new WeightsFormatError(path, `${size} bytes, the manifest says ${file.size}`);
+  }
+  if (file.sha256) {
+    const got = await sha256File(path);
+    if (got !== file.sha256) {
+      throw new WeightsFormatError(path, `sha256 ${got} differs from the manifest's ${file.sha256}`);
+    }
+    notes.push("sha256 ok");
+  } else {
+    notes.push("no sha256 in the manifest");
+  }
+  if (file.format === "safetensors" || file.format === "pth") {
+    let bytes = 0;
+    try {
+      const ckpt = openCheckpoint(path);
+      withFileSource(path, (src) => {
+        for (const ref of ckpt.tensors.values()) bytes += readTensorBytes(ref, src).length;
+      });
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new WeightsFormatError(path, e.problem);
+      throw e;
+    }
+    notes.push(`every tensor read (${bytes} bytes)`);
+  }
+  return notes.join(", ");
+}
+
 /** Checks one manifest file in `dir` without throwing for a missing or broken file. */
-export async function checkFile(dir: string, file: WeightsFile): Promise<FileCheck> {
+export async function checkFile(dir: string, file: WeightsFile, opts: CheckOptions = {}): Promise<FileCheck> {
   const path = join(dir, file.path);
   let size = 0;
   try {
@@ -352,18 +485,43 @@ export async function checkFile(dir: string, file: WeightsFile): Promise<FileChe
     throw e;
   }
   try {
-    return { file, path, present: true, valid: true, size, detail: await verifyFormat(path, file.format) };
+    const details = [await verifyFile(path, file)];
+    if (opts.deep) details.push(await deepCheck(path, file, size));
+    return { file, path, present: true, valid: true, size, detail: details.filter(Boolean).join(", ") };
   } catch (e) {
-    const problem = e instanceof WeightsFormatError ? e.problem : (e as Error).message.split("\n")[0];
+    const problem = e instanceof WeightsFormatError
+      ? e.problem
+      : oneLine((e as Error).message.split("\n")[0]);
     return { file, path, present: true, valid: false, size, detail: problem };
   }
 }
 
-/** Checks every manifest file in `dir`, in manifest order. */
-export async function checkWeights(dir: string, manifest: WeightsManifest = MANIFEST): Promise<FileCheck[]> {
+/**
+ * Checks every manifest file in `dir`, in manifest order, then builds each stage's graphs over the
+ * checkpoints that passed (the key set and shapes each network binds) and opens each ONNX model the stages
+ * run in an ORT session; a file that fails is reported invalid with the problem.
+ */
+export async function checkWeights(
+  dir: string,
+  manifest: WeightsManifest = MANIFEST,
+  opts: CheckOptions = {},
+): Promise<FileCheck[]> {
   const out: FileCheck[] = [];
-  for (const f of manifest.files) out.push(await checkFile(dir, f));
-  return out;
+  for (const f of manifest.files) out.push(await checkFile(dir, f, opts));
+  const usable = out.filter((c) => c.valid && c.file.status !== "unused");
+  const valid = Object.fromEntries(usable.map((c) => [c.file.name, c.path]));
+  const onnx = Object.fromEntries(
+    usable.filter((c) => c.file.format === "onnx").map((c) => [c.file.name, c.path]),
+  );
+  const problems = [
+    ...networksBindings(dir, valid, opts.configs),
+    ...audioBindings(valid),
+    ...await onnxSessions(onnx),
+  ];
+  return out.map((c) => {
+    const p = problems.find((b) => b.name === c.file.name);
+    return p ? { ...c, valid: false, detail: p.problem } : c;
+  });
 }
 
 /** Stages whose required files are all present and valid. */

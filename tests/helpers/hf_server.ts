@@ -22,6 +22,13 @@ export interface FakeHubOptions {
   files: Record<string, Uint8Array>;
   /** Paths whose first body transfer (more than one byte) sends half the bytes and drops the connection. */
   cutOnce?: string[];
+  /**
+   * Paths whose first body transfer (more than one byte) sends its headers and `stallBytes` bytes, then
+   * goes silent with the connection left open, as a hung server or proxy does.
+   */
+  stallOnce?: string[];
+  /** Bytes sent before a stall (default 1000). */
+  stallBytes?: number;
   /** Paths answered with this HTTP status instead of their bytes. */
   status?: Record<string, number>;
 }
@@ -45,6 +52,9 @@ export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
   const etags = new Map<string, string>();
   for (const [p, b] of Object.entries(opts.files)) etags.set(p, await etagOf(b));
   const toCut = new Set(opts.cutOnce ?? []);
+  const toStall = new Set(opts.stallOnce ?? []);
+  // Stalled streams are closed at shutdown, so the server can stop.
+  const stalled: ReadableStreamDefaultController<Uint8Array>[] = [];
   const requests: SeenRequest[] = [];
 
   const handler = (req: Request): Response => {
@@ -116,6 +126,16 @@ export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
       });
       return new Response(stream, { status, headers });
     }
+    if (body.length > 1 && toStall.delete(path)) {
+      const head = body.subarray(0, Math.min(opts.stallBytes ?? 1000, body.length - 1));
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(head);
+          stalled.push(c);
+        },
+      });
+      return new Response(stream, { status, headers });
+    }
     return new Response(body, { status, headers });
   };
 
@@ -123,7 +143,14 @@ export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     requests,
-    close: () => server.shutdown(),
+    close: () => {
+      for (const c of stalled.splice(0)) {
+        try {
+          c.error(new Error("server shut down"));
+        } catch { /* the client already went away */ }
+      }
+      return server.shutdown();
+    },
   };
 }
 

@@ -51,6 +51,29 @@ function checkFile(path: string): void {
   if (st.size === 0) throw new AudioDecodeError(`${path}: file is empty`);
 }
 
+/**
+ * Float files can hold NaN and infinities, which would turn every later value (normalisation, wav2vec2) into
+ * NaN: refused here, naming the file, the sample and which value it is.
+ */
+function checkFinite(
+  path: string,
+  samples: Float32Array,
+  channels: number,
+  first: number,
+  rate: number,
+): void {
+  for (let i = 0; i < samples.length; i++) {
+    const v = samples[i];
+    if (Number.isFinite(v)) continue;
+    const frame = first + Math.floor(i / channels);
+    const what = Number.isNaN(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+    throw new AudioDecodeError(
+      `${path}: sample ${frame} (channel ${i % channels}, at ${(frame / rate).toFixed(3)} s) is ${what}; ` +
+        "audio samples must be finite",
+    );
+  }
+}
+
 /** The header of a WAV that can be read directly at `sampleRate`, else undefined (use ffmpeg). */
 async function directWavHeader(path: string, sampleRate: number): Promise<WavHeader | undefined> {
   const f = await Deno.open(path);
@@ -182,6 +205,7 @@ export async function* decodeAudioChunks(path: string, opts: DecodeOptions): Asy
   let downmix = false;
   let total = 0;
   for (let attempt = 0; attempt < 2; attempt++) {
+    let framesSeen = 0;
     let bytes: AsyncGenerator<Uint8Array>;
     if (header) {
       bytes = fileBytes(path, header);
@@ -210,11 +234,10 @@ export async function* decodeAudioChunks(path: string, opts: DecodeOptions): Asy
         }
         const whole = buf.length - (buf.length % frameBytes);
         pending = buf.slice(whole);
-        const planar = mapChannels(
-          decodeSamples(buf.subarray(0, whole), h.format),
-          h.channelCount,
-          opts.channels,
-        );
+        const samples = decodeSamples(buf.subarray(0, whole), h.format);
+        checkFinite(path, samples, h.channelCount, framesSeen, h.sampleRate);
+        framesSeen += samples.length / h.channelCount;
+        const planar = mapChannels(samples, h.channelCount, opts.channels);
         const n = planar[0].length;
         for (let i = 0; i < n;) {
           out ??= planar.map(() => new Float32Array(chunkFrames));
