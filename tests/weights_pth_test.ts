@@ -18,15 +18,7 @@ function pth(tensors: PickledTensor[], storages: Record<string, Uint8Array>, opt
 }
 
 Deno.test("pth: tiny net.pth has the 1,688 tensors of net.safetensors with the same shapes and bytes", () => {
-  const t0 = performance.now();
   const a = openCheckpoint(tinyModel("hallo", "net.pth"));
-  const cold = performance.now() - t0;
-  let warm = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t1 = performance.now();
-    openCheckpoint(tinyModel("hallo", "net.pth"));
-    warm = Math.min(warm, performance.now() - t1);
-  }
   const b = openCheckpoint(tinyModel("hallo", "net.safetensors"));
   assert.equal(a.format, "pth");
   assert.equal(a.tensors.size, 1688);
@@ -37,9 +29,6 @@ Deno.test("pth: tiny net.pth has the 1,688 tensors of net.safetensors with the s
     assert.equal(ra.dtype, rb.dtype, name);
     assert.deepEqual(readTensorBytes(ra), readTensorBytes(rb), name);
   }
-  // Only the directory, local headers and data.pkl are read (the margin is for a loaded shared machine).
-  assert.ok(warm < 150, `open took ${warm.toFixed(1)} ms`);
-  console.log(`open tiny net.pth: first ${cold.toFixed(1)} ms (JIT warm-up), then ${warm.toFixed(1)} ms`);
 });
 
 Deno.test("pth: zero-copy refs point at the storage bytes, with storage offsets applied", () => {
