@@ -14,17 +14,13 @@
 export { f32, type F32Tensor, numel, type Tensor, type TensorData, type TensorDType } from "./src/tensor.ts";
 
 // Checkpoints: safetensors and torch.save zips, read without copying and without running any pickle code.
-export {
-  type Checkpoint,
-  type CheckpointFormat,
-  openCheckpoint,
-  parseCheckpoint,
-} from "./src/weights/checkpoint.ts";
+export { openCheckpoint, parseCheckpoint } from "./src/weights/checkpoint.ts";
+export type { Checkpoint, CheckpointFormat } from "./src/weights/checkpoint_types.ts";
 export { CheckpointError } from "./src/weights/errors.ts";
 export { type KeyMapping, WeightStore } from "./src/weights/store.ts";
 export { bytesToF32, loadTensorF32, readTensorBytes, readTensorF32 } from "./src/weights/convert.ts";
 export { type ByteSource, FileSource, MemorySource } from "./src/weights/source.ts";
-export type { StorageDType, TensorRef } from "./src/weights/types.ts";
+export type { StorageDType, TensorRef } from "./src/onnx/tensor_ref.ts";
 export {
   encodeSafetensors,
   safetensorsHeader,
@@ -40,12 +36,12 @@ export {
   parseManifest,
   parseStages,
   selectFiles,
-  type Stage as WeightsStage,
   stageFiles,
   STAGES,
   type WeightsFile,
   type WeightsFormat,
   type WeightsManifest,
+  type WeightsStage,
 } from "./src/weights/manifest.ts";
 export {
   downloadCommand,
@@ -75,9 +71,9 @@ export {
   hubEndpoint,
   WeightsDownloadError,
 } from "./src/weights/download.ts";
-export { ensureTinyWeights, type TinyWeights } from "./src/weights/tiny_random.ts";
-export { readTinyConfigs, TINY_CONFIGS, TINY_NOTICE, TinyWeightsError } from "./src/weights/tiny_configs.ts";
-export { LayoutRecorder } from "./src/weights/tiny_layout.ts";
+export { ensureTinyWeights, type TinyWeights } from "./src/tiny/random.ts";
+export { readTinyConfigs, TINY_CONFIGS, TINY_NOTICE, TinyWeightsError } from "./src/tiny/configs.ts";
+export { LayoutRecorder } from "./src/tiny/layout.ts";
 export { Fp16CacheError, fp16Weights, weightsForDtype } from "./src/weights/fp16_cache.ts";
 export { findCompiledCaches, removeCaches } from "./src/weights/clean_caches.ts";
 
@@ -243,8 +239,6 @@ export {
   animate,
   type AnimateOptions,
   type AnimateResult,
-  type AudioConditioning,
-  type ImageConditioning,
   RunDirError,
   runFrames,
 } from "./src/stages/generate/animate.ts";
@@ -267,9 +261,10 @@ export {
   type SweepSummary,
 } from "./src/stages/generate/sweep.ts";
 export { BankCache } from "./src/stages/generate/bank_cache.ts";
+export { type CapturedClip, captureFirstClip } from "./src/stages/generate/capture.ts";
 export { videoFrame, videoToFrames } from "./src/stages/video/frames.ts";
 export { writeGridVideo } from "./src/stages/video/grid.ts";
-export { maskWeights, MotionEnergy, type RegionEnergy } from "./src/stages/video/motion_energy.ts";
+export { maskWeights, MotionEnergyMeter, type RegionEnergy } from "./src/stages/video/motion_energy.ts";
 export { type MediaInfo, probeMedia, writeMp4 } from "./src/stages/video/mp4.ts";
 
 // Views: figures of every intermediate (Plotly JSON, PNG, Jupyter bundles) and HTML reports.
@@ -286,9 +281,8 @@ export { bankFigure } from "./src/viz/bank.ts";
 export { attentionFigure, attentionProbes } from "./src/viz/attention.ts";
 export { type DecodeFn, stepsFigure } from "./src/viz/steps.ts";
 export { gridFigure, readRunFrames, runFrame } from "./src/viz/grid.ts";
-export { type CapturedClip, captureFirstClip } from "./src/viz/capture.ts";
 export { ReportError, writeRunReport } from "./src/report/report.ts";
-export { type MotionEnergy as RunMotionEnergy, motionEnergy } from "./src/report/measures.ts";
+export { type MotionEnergy, motionEnergy } from "./src/report/measures.ts";
 
 // Parity against upstream reference vectors.
 export { type Row as ParityRow, runParity } from "./src/parity/runner.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import { runFiles } from "../src/stages/generate/animate.ts";
 

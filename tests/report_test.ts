@@ -19,13 +19,13 @@ import { loadHalloModels } from "../src/stages/generate/models.ts";
 import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { decodeLatents } from "../src/stages/networks/vae.ts";
 import { videoToFrames } from "../src/stages/video/frames.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
 import { PLOTLY_FILE, plotlyBundlePath } from "../src/report/plotly_asset.ts";
 import { writeRunReport } from "../src/report/report.ts";
 import { attentionFigure, attentionProbes, pickSteps } from "../src/viz/attention.ts";
 import { bankFigure, bankItemLabels, tokenGrid } from "../src/viz/bank.ts";
-import { captureFirstClip } from "../src/viz/capture.ts";
+import { captureFirstClip } from "../src/stages/generate/capture.ts";
 import { VizError } from "../src/viz/figure.ts";
 import { stepsFigure } from "../src/viz/steps.ts";
 

@@ -34,9 +34,9 @@ import {
   TINY_VAE_CONFIG,
   TINY_WAV2VEC2_CONFIG,
   TinyWeightsError,
-} from "../src/weights/tiny_configs.ts";
-import { TINY_NET_FILE, tinyLayout } from "../src/weights/tiny_layout.ts";
-import { ensureTinyWeights, isTinySetComplete } from "../src/weights/tiny_random.ts";
+} from "../src/tiny/configs.ts";
+import { TINY_NET_FILE, tinyLayout } from "../src/tiny/layout.ts";
+import { ensureTinyWeights, isTinySetComplete } from "../src/tiny/random.ts";
 
 const CHECKPOINTS = [
   TINY_NET_FILE,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareAudio } from "../src/stages/audio/prepare.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { audioFigure, envelope, mostVaryingDims } from "../src/viz/audio.ts";
 import { VizError } from "../src/viz/figure.ts";
 import { f32 } from "../src/tensor.ts";

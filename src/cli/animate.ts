@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
-import { readTinyConfigs } from "../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
 import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";

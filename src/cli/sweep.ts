@@ -7,10 +7,11 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { resolveWeightsDir } from "../weights/locate.ts";
-import { readTinyConfigs } from "../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
 import { GENERATION_OPTIONS, num, numList, readableFile, runOptions, UsageError } from "./options.ts";
+import { writeSweepReport } from "../report/sweep.ts";
 import { StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
@@ -125,9 +126,10 @@ export async function run(args: string[]): Promise<number> {
         ),
     });
     progress.done();
+    await writeSweepReport(outDir, summary);
     console.log(
       `wrote ${summary.runs.length} videos, ${outDir}/grid.mp4 (${summary.grid.width}x${summary.grid.height}), ` +
-        `${outDir}/sweep.json and ${outDir}/${summary.report}`,
+        `${outDir}/sweep.json and ${outDir}/report.html`,
     );
     return 0;
   } catch (e) {

@@ -3,15 +3,15 @@
  * truncated download, an HTML error page or a Git LFS pointer, while reading only headers and directories
  * (a multi-GB checkpoint is checked in milliseconds). Deep parsing is the checkpoint readers' job.
  */
-import { DTYPE_BYTES } from "./types.ts";
+import { DTYPE_BYTES } from "../onnx/tensor_ref.ts";
 import { join } from "node:path";
 import {
   MANIFEST,
-  type Stage,
   STAGES,
   type WeightsFile,
   type WeightsFormat,
   type WeightsManifest,
+  type WeightsStage,
 } from "./manifest.ts";
 
 /** A file that is not a valid instance of its expected format; the message is one line naming the file. */
@@ -367,7 +367,7 @@ export async function checkWeights(dir: string, manifest: WeightsManifest = MANI
 }
 
 /** Stages whose required files are all present and valid. */
-export function enabledStages(checks: readonly FileCheck[]): Stage[] {
+export function enabledStages(checks: readonly FileCheck[]): WeightsStage[] {
   const stages = STAGES.filter((s) => checks.some((c) => c.file.stage === s));
   return stages.filter((s) =>
     checks.every((c) => c.file.stage !== s || c.file.status !== "required" || c.valid)
@@ -375,6 +375,6 @@ export function enabledStages(checks: readonly FileCheck[]): Stage[] {
 }
 
 /** Required files of `stages` that are missing or invalid. */
-export function missingFor(checks: readonly FileCheck[], stages: readonly Stage[]): FileCheck[] {
+export function missingFor(checks: readonly FileCheck[], stages: readonly WeightsStage[]): FileCheck[] {
   return checks.filter((c) => stages.includes(c.file.stage) && c.file.status === "required" && !c.valid);
 }

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { readCase, readIndex } from "../../src/parity/reference.ts";
 import type { CaseInput } from "../../src/parity/types.ts";
 import type { F32Tensor } from "../../src/tensor.ts";
-import { type Checkpoint, openCheckpoint } from "../../src/weights/checkpoint.ts";
+import type { Checkpoint } from "../../src/weights/checkpoint_types.ts";
+import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
-import type { TensorRef } from "../../src/weights/types.ts";
+import type { TensorRef } from "../../src/onnx/tensor_ref.ts";
 
 export const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
 export const SHARED = join(PROJECT, "tests");

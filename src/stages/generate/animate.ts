@@ -9,32 +9,13 @@ import { makeDdimSchedule } from "../../sampling/ddim.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import { f32, type F32Tensor } from "../../tensor.ts";
 import { projectAudio } from "../networks/projections.ts";
+import type { AudioWindows } from "../audio/prepare.ts";
+import type { ImageConditioning } from "../image/prepare.ts";
 import { videoFrame, videoToFrames } from "../video/frames.ts";
 import type { HalloModels } from "./models.ts";
 import { type ClipInputs, runClip } from "./pipeline.ts";
 import type { BankCache } from "./bank_cache.ts";
-
-/** The reference image's conditioning, as the image stage returns it. */
-export interface ImageConditioning {
-  /** (3, H, W) in [-1, 1]. */
-  pixels: F32Tensor;
-  /** (3, H, W) in [0, 1]. */
-  faceRegion: F32Tensor;
-  /** (1, 512) raw ArcFace embedding. */
-  faceEmb: F32Tensor;
-  /** Mask pyramids, level 0..3, each (1, h*w) in [0, 1]. */
-  fullMask: F32Tensor[];
-  faceMask: F32Tensor[];
-  lipMask: F32Tensor[];
-}
-
-/** The driving audio's conditioning, as the audio stage returns it. */
-export interface AudioConditioning {
-  /** (L, 5, layers, dim) per-frame windows of wav2vec2 features, L padded to a multiple of the clip length. */
-  windows: F32Tensor;
-  /** Frames of the output video (upstream's `audio_length`). */
-  audioLength: number;
-}
+import { GenerationError } from "./errors.ts";
 
 export interface AnimateOptions {
   steps: number;
@@ -149,7 +130,7 @@ export function clipMasks(image: ImageConditioning, frames: number): ClipInputs[
 export async function clipInputs(
   m: HalloModels,
   image: ImageConditioning,
-  audio: AudioConditioning,
+  audio: AudioWindows,
   t: number,
   motion: readonly Float32Array[],
   masks: ClipInputs["masks"] = clipMasks(image, m.geometry.frames),
@@ -179,14 +160,14 @@ export async function clipInputs(
 export async function animate(
   m: HalloModels,
   image: ImageConditioning,
-  audio: AudioConditioning,
+  audio: AudioWindows,
   o: AnimateOptions,
 ): Promise<AnimateResult> {
   const F = m.geometry.frames;
   const M = m.configs.nMotionFrames ?? 2;
   const L = audio.windows.shape[0];
   if (L % F !== 0) {
-    throw new Error(`audio windows (${L}) are not padded to a multiple of the clip length ${F}`);
+    throw new GenerationError(`audio windows (${L}) are not padded to a multiple of the clip length ${F}`);
   }
   const clips = L / F;
   const [, H, W] = image.pixels.shape;

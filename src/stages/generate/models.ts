@@ -5,14 +5,11 @@
  * random set) supplies them itself.
  */
 import { join } from "node:path";
-import type { AudioProjConfig } from "../../models/audio_proj.ts";
-import type { FaceLocatorConfig } from "../../models/face_locator.ts";
-import type { ImageProjConfig } from "../../models/image_proj.ts";
-import type { HalloUNetKwargs } from "../../models/unet_config.ts";
+import type { HalloConfigs } from "../../models/hallo_configs.ts";
 import type { Device } from "../../runtime/device.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
-import { readTinyConfigs } from "../../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../../tiny/configs.ts";
 import { type FaceLocatorModel, loadFaceLocator } from "../networks/face_locator.ts";
 import {
   type AudioProjModel,
@@ -28,15 +25,6 @@ import {
   type ReferenceUNet,
 } from "../networks/unets.ts";
 import { loadVae, type VaeModel } from "../networks/vae.ts";
-
-/** Overrides of the sizes upstream hard-codes (tiny test models). */
-export interface HalloConfigs {
-  imageProj?: ImageProjConfig;
-  audioProj?: AudioProjConfig;
-  faceLocator?: FaceLocatorConfig;
-  unetKwargs?: HalloUNetKwargs;
-  nMotionFrames?: number;
-}
 
 export interface ModelOptions {
   device?: Device;

@@ -13,6 +13,7 @@ import { locateFace } from "../networks/face_locator.ts";
 import { type Bank, predictNoise, runReferenceUNet } from "../networks/unets.ts";
 import type { HalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
+import { GenerationError } from "./errors.ts";
 
 /** What one clip is conditioned on. */
 export interface ClipInputs {
@@ -84,7 +85,9 @@ export async function* denoiseClip(
 ): AsyncGenerator<SamplerStep, ClipLatents> {
   const guidance = m.geometry.guidance;
   if (guidance !== o.cfg > 1) {
-    throw new Error(`models were loaded with guidance ${guidance ? "on" : "off"} but cfg is ${o.cfg}`);
+    throw new GenerationError(
+      `models were loaded with guidance ${guidance ? "on" : "off"} but cfg is ${o.cfg}`,
+    );
   }
   const F = x.audioTokens.shape[1];
   const [h, w] = [m.geometry.height, m.geometry.width];
@@ -109,7 +112,7 @@ export async function* denoiseClip(
   const latentShape = [1, 4, F, h, w];
   let init = o.initialLatents;
   if (!init) {
-    if (!o.generator) throw new Error("denoiseClip needs initialLatents or a generator");
+    if (!o.generator) throw new GenerationError("denoiseClip needs initialLatents or a generator");
     init = f32(latentShape, o.generator.randn(latentShape, "float16").values);
   }
 

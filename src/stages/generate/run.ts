@@ -11,6 +11,7 @@ import { writeMp4 } from "../video/mp4.ts";
 import { animate, type AnimateResult, runFrames } from "./animate.ts";
 import { type HalloModels, loadHalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
+import { InputFileError } from "./errors.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import type { Device } from "../../runtime/device.ts";
 
@@ -65,7 +66,7 @@ export async function fileSha256(path: string): Promise<string> {
   try {
     for await (const chunk of f.readable) h.update(chunk);
   } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
+    throw new InputFileError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
   return h.digest("hex");
 }

@@ -10,14 +10,16 @@
  *
  * Each run's run.json records what it shared (`prepare_shared`, `models_shared`,
  * `reference_unet_cached_clips` in its timings, with zero seconds for shared work). Then a labelled grid
- * video, per-run motion energies in the lip/face/background masks, sweep.json and an HTML report.
+ * video, per-run motion energies in the lip/face/background masks and sweep.json (the HTML report is
+ * src/report/sweep.ts, a view over sweep.json).
  */
 import { join, resolve } from "node:path";
 import type { SamplerStep } from "../../sampling/sampler.ts";
-import { maskWeights, MotionEnergy, type RegionEnergy } from "../video/motion_energy.ts";
+import { maskWeights, MotionEnergyMeter, type RegionEnergy } from "../video/motion_energy.ts";
 import { type GridLayout, writeGridVideo } from "../video/grid.ts";
 import { runFrames } from "./animate.ts";
 import { BankCache } from "./bank_cache.ts";
+import { SweepAxisError } from "./errors.ts";
 import type { HalloModels } from "./models.ts";
 import {
   loadModelsFor,
@@ -28,7 +30,6 @@ import {
   type RenderSettings,
   renderVideo,
 } from "./run.ts";
-import { writeSweepReport } from "./sweep_report.ts";
 
 /** The values swept on each axis (one value = that knob held fixed). */
 export interface SweepAxes {
@@ -40,7 +41,7 @@ export interface SweepAxes {
 
 /** What the sweep prepares once (PrepareOptions) and what every run shares. */
 export interface SweepOptions extends PrepareOptions {
-  /** Output folder: `<label>.mp4`, `<label>.run/`, grid.mp4, sweep.json, report.html. */
+  /** Output folder: `<label>.mp4`, `<label>.run/`, grid.mp4, sweep.json. */
   outDir: string;
   steps: number;
   seed: number;
@@ -95,7 +96,8 @@ export interface SweepSummary {
   axes: SweepAxes;
   runs: SweepRun[];
   grid: { file: string; frames: number } & GridLayout;
-  report: string;
+  /** The HTML report beside it, once `writeSweepReport` has written it. */
+  report?: string;
   /** Sweep-wide seconds: preparation, model loading per mode, generation, grid, total. */
   timings: Record<string, number>;
   warnings: string[];
@@ -112,9 +114,9 @@ export function sweepLabel(
 /** Every setting of the grid, cfg slowest, lip fastest. Duplicate values on an axis are an error. */
 export function sweepSettings(axes: SweepAxes, base: { steps: number; seed: number }): RenderSettings[] {
   for (const [k, v] of Object.entries(axes) as [keyof SweepAxes, number[]][]) {
-    if (v.length === 0) throw new RangeError(`sweep axis ${k} has no values`);
+    if (v.length === 0) throw new SweepAxisError(`sweep axis ${k} has no values`);
     const dup = v.find((x, i) => v.indexOf(x) !== i);
-    if (dup !== undefined) throw new RangeError(`sweep axis ${k} lists ${dup} twice`);
+    if (dup !== undefined) throw new SweepAxisError(`sweep axis ${k} lists ${dup} twice`);
   }
   const out: RenderSettings[] = [];
   for (const cfg of axes.cfg) {
@@ -217,7 +219,7 @@ export async function runSweep(
     face: maskWeights(masks.sepFace, width, height),
     background: maskWeights(masks.sepBackground, width, height),
   };
-  const energies = results.map(() => new MotionEnergy(regions));
+  const energies = results.map(() => new MotionEnergyMeter(regions));
   const grid = await writeGridVideo(
     results.map((r) => runFrames(r.res)),
     settings.map((s) => [`cfg ${s.cfg}  pose ${s.poseWeight}`, `face ${s.faceWeight}  lip ${s.lipWeight}`]),
@@ -260,13 +262,9 @@ export async function runSweep(
     axes,
     runs,
     grid: { file: "grid.mp4", frames: grid.frames, ...grid.layout },
-    report: "report.html",
     timings,
     warnings: prepared.warnings,
   };
-  const t1 = performance.now();
-  await writeSweepReport(join(outDir, summary.report), summary);
-  timings.report_s = seconds(t1);
   timings.total_s = seconds(tStart);
   await Deno.writeTextFile(join(outDir, "sweep.json"), JSON.stringify(summary, null, 2));
   return summary;

@@ -3,14 +3,16 @@
  * keeps what the visualisers draw: every sampler step (with the UNet's probes), the reader bank and the
  * decoded clip. Later clips depend on the frames before them; inspect them from a run directory instead.
  */
-import { manualSeed } from "../sampling/noise.ts";
-import type { SamplerStep } from "../sampling/sampler.ts";
-import { type AudioConditioning, clipInputs, type ImageConditioning } from "../stages/generate/animate.ts";
-import type { HalloModels } from "../stages/generate/models.ts";
-import { denoiseClip } from "../stages/generate/pipeline.ts";
-import type { Bank } from "../stages/networks/unets.ts";
-import { decodeLatents } from "../stages/networks/vae.ts";
-import type { F32Tensor } from "../tensor.ts";
+import { manualSeed } from "../../sampling/noise.ts";
+import type { SamplerStep } from "../../sampling/sampler.ts";
+import type { F32Tensor } from "../../tensor.ts";
+import type { AudioWindows } from "../audio/prepare.ts";
+import type { ImageConditioning } from "../image/prepare.ts";
+import type { Bank } from "../networks/unets.ts";
+import { decodeLatents } from "../networks/vae.ts";
+import { clipInputs } from "./animate.ts";
+import type { HalloModels } from "./models.ts";
+import { denoiseClip } from "./pipeline.ts";
 
 export interface CaptureOptions {
   steps: number;
@@ -39,7 +41,7 @@ export interface CapturedClip {
 export async function captureFirstClip(
   m: HalloModels,
   image: ImageConditioning,
-  audio: AudioConditioning,
+  audio: AudioWindows,
   o: CaptureOptions,
 ): Promise<CapturedClip> {
   const F = m.geometry.frames;
