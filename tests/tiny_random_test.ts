@@ -212,7 +212,7 @@ Deno.test("every network runs once through the ordinary loaders without NaN (con
   const audioEmb = await wav2vecFeatures(wav, random([16000], 1).data, 25);
   await wav.release();
   allFinite(audioEmb, "wav2vec2 features");
-  const m = await loadHalloModels(shared, { frames: F, height: h, width: w, guidance: true }, { threads: 1 });
+  const m = await loadHalloModels(shared, { frames: F, size: 8 * h, guidance: true, threads: 1 });
   try {
     const [, layers, hidden] = audioEmb.shape;
     // Any F windows of 5 frames: the values only need the right shape.

@@ -7,9 +7,10 @@ import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
-import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
+import { Hallo } from "../stages/generate/hallo.ts";
+import { defaultRunDir } from "../stages/generate/run.ts";
 import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
-import { clipStepProgress, StepProgress } from "./progress.ts";
+import { progressEvents, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
 
@@ -77,33 +78,25 @@ export async function run(args: string[]): Promise<number> {
     const runDir = v["run-dir"] ?? defaultRunDir(out);
 
     const progress = new StepProgress();
-    console.error(`preparing ${image} and ${audio} ...`);
-    const prepared = await prepareInputs(image, audio, {
-      weightsDir,
-      faceExpandRatio,
-      size,
-      separate: !v["no-separate"],
-      device,
-      threads,
-      allowMissingFaceModels: tiny,
-    });
-    for (const w of prepared.warnings) console.error(`warning: ${w}`);
     console.error(`loading networks from ${weightsDir} ...`);
-    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size, dtype });
+    const hallo = await Hallo.load(weightsDir, { guidance: settings.cfg > 1, device, threads, size, dtype });
     try {
-      const res = await renderVideo(models, prepared, settings, {
+      const res = await hallo.animate(image, audio, {
+        ...settings,
+        faceExpandRatio,
+        separate: !v["no-separate"],
         out,
         runDir,
         resume: v.resume,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
-        onStep: clipStepProgress(progress),
+        onEvent: progressEvents(progress),
       });
       progress.done();
       console.log(
         `wrote ${res.out} (${res.frames} frames, ${res.clips} clips; run record in ${runDir}/run.json)`,
       );
     } finally {
-      await models.release();
+      await hallo.release();
     }
     return 0;
   } catch (e) {

@@ -12,7 +12,7 @@ import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
 import { GENERATION_OPTIONS, num, numList, readableFile, runOptions, UsageError } from "./options.ts";
 import { writeSweepReport } from "../report/sweep.ts";
-import { StepProgress } from "./progress.ts";
+import { progressEvents, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
 
@@ -113,17 +113,7 @@ export async function run(args: string[]): Promise<number> {
       threads,
       allowMissingFaceModels: tiny,
       record: { command: ["sweep", ...args], weightsDir, device, tiny },
-      onPhase: (m) => {
-        progress.done();
-        console.error(m);
-      },
-      onPrepared: (p) => p.warnings.forEach((w) => console.error(`warning: ${w}`)),
-      onStep: (r, n, label, clip, clips, s) =>
-        progress.update(
-          (r * clips + clip) * s.total + s.index + 1,
-          n * clips * s.total,
-          `run ${r + 1}/${n} ${label} clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
-        ),
+      onEvent: progressEvents(progress),
     });
     progress.done();
     await writeSweepReport(outDir, summary);

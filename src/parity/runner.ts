@@ -3,7 +3,7 @@ import { compare } from "./compare.ts";
 import { comparedTensors, readCase, readIndex } from "./reference.ts";
 import type { ParityCase } from "./types.ts";
 
-export interface Row {
+export interface ParityRow {
   case: string;
   tensor: string;
   rel_l2: number | null;
@@ -21,7 +21,7 @@ export interface RunOptions {
   only?: readonly string[];
   /** Count `not implemented` cases as failures. */
   strict?: boolean;
-  onRow?: (r: Row) => void;
+  onRow?: (r: ParityRow) => void;
 }
 
 const blank = { rel_l2: null, max_abs: null, build_s: null, session_s: null, run_s: null };
@@ -31,11 +31,11 @@ export async function runParity(
   dir: string,
   registry: readonly ParityCase[],
   o: RunOptions = {},
-): Promise<Row[]> {
+): Promise<ParityRow[]> {
   const index = readIndex(dir);
   const names = o.only?.length ? [...o.only] : index.cases;
-  const rows: Row[] = [];
-  const emit = (r: Row) => {
+  const rows: ParityRow[] = [];
+  const emit = (r: ParityRow) => {
     rows.push(r);
     o.onRow?.(r);
   };

@@ -9,10 +9,10 @@ import { prepareAudio, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage } from "../image/prepare.ts";
 import { writeMp4 } from "../video/mp4.ts";
 import { animate, type AnimateResult, runFrames } from "./animate.ts";
-import { type HalloModels, loadHalloModels } from "./models.ts";
+import type { HalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
 import { InputFileError } from "./errors.ts";
-import type { SamplerStep } from "../../sampling/sampler.ts";
+import type { EventPlace, OnEvent } from "../../sampling/events.ts";
 import type { Device } from "../../runtime/device.ts";
 
 /** The settings of one video (the knobs a sweep turns). */
@@ -46,6 +46,8 @@ export interface PrepareOptions {
   allowMissingFaceModels?: boolean;
   /** Where intermediate files go (vocals). */
   cacheDir?: string;
+  /** Frames per clip the audio is padded to (upstream: 16). */
+  clipLength?: number;
 }
 
 /** Both inputs prepared, with their file hashes and timings. */
@@ -92,6 +94,7 @@ export async function prepareInputs(
     device: o.device,
     threads: o.threads,
     cacheDir: o.cacheDir,
+    clipLength: o.clipLength,
   });
   const t2 = performance.now();
   return {
@@ -105,16 +108,6 @@ export async function prepareInputs(
   };
 }
 
-/** Loads the networks for 16-frame clips of `size` pixels (upstream: 512), with or without guidance. */
-export function loadModelsFor(
-  weightsDir: string,
-  cfg: number,
-  o: { device?: Device; threads?: number; dtype?: "float32" | "float16"; size?: number } = {},
-): Promise<HalloModels> {
-  const latent = (o.size ?? 512) / 8;
-  return loadHalloModels(weightsDir, { frames: 16, height: latent, width: latent, guidance: cfg > 1 }, o);
-}
-
 export interface RenderOptions {
   out: string;
   runDir?: string;
@@ -124,8 +117,10 @@ export interface RenderOptions {
   bankCache?: BankCache;
   /** Extra fields for the run record. */
   record?: Record<string, unknown>;
-  onStep?: (clip: number, clips: number, s: SamplerStep) => void;
-  onClip?: (clip: number, clips: number, seconds: number) => void;
+  /** Progress and inspection events (see `AnimateOptions.onEvent`). */
+  onEvent?: OnEvent;
+  /** Where this video sits in a larger job (a sweep's run), added to every event. */
+  place?: EventPlace;
 }
 
 export interface RenderResult extends AnimateResult {
@@ -156,8 +151,8 @@ export async function renderVideo(
     resume: o.resume,
     maxClips: o.maxClips,
     bankCache: o.bankCache,
-    onStep: o.onStep,
-    onClip: o.onClip,
+    onEvent: o.onEvent,
+    place: o.place,
     record: {
       ...o.record,
       settings: s,

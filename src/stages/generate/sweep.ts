@@ -14,15 +14,15 @@
  * src/report/sweep.ts, a view over sweep.json).
  */
 import { join, resolve } from "node:path";
-import type { SamplerStep } from "../../sampling/sampler.ts";
+import type { OnEvent } from "../../sampling/events.ts";
 import { maskWeights, MotionEnergyMeter, type RegionEnergy } from "../video/motion_energy.ts";
 import { type GridLayout, writeGridVideo } from "../video/grid.ts";
 import { runFrames } from "./animate.ts";
 import { BankCache } from "./bank_cache.ts";
 import { SweepAxisError } from "./errors.ts";
+import { Hallo } from "./hallo.ts";
 import type { HalloModels } from "./models.ts";
 import {
-  loadModelsFor,
   type PreparedInputs,
   prepareInputs,
   type PrepareOptions,
@@ -49,11 +49,11 @@ export interface SweepOptions extends PrepareOptions {
   gridMaxWidth?: number;
   /** Extra fields for every run.json and sweep.json (the command line, ...). */
   record?: Record<string, unknown>;
-  onStep?: (run: number, runs: number, label: string, clip: number, clips: number, s: SamplerStep) => void;
-  /** Phases, one line each (preparing, loading, writing the grid). */
-  onPhase?: (message: string) => void;
-  /** Called once the inputs are prepared (their warnings). */
-  onPrepared?: (p: PreparedInputs) => void;
+  /**
+   * Progress: `phase` (preparing, loading, writing the grid), `prepared` (the inputs' warnings), `run` as each
+   * setting starts, and each run's `step` and `clip` events, all with the run's place.
+   */
+  onEvent?: OnEvent;
 }
 
 /** Work a run did not do itself. */
@@ -146,9 +146,9 @@ export async function runSweep(
   await Deno.mkdir(outDir, { recursive: true });
   const size = o.size ?? 512;
 
-  o.onPhase?.(`preparing ${image} and ${audio} ...`);
+  o.onEvent?.({ kind: "phase", message: `preparing ${image} and ${audio} ...` });
   const prepared = await prepareInputs(image, audio, { ...o, size });
-  o.onPrepared?.(prepared);
+  o.onEvent?.({ kind: "prepared", warnings: prepared.warnings, timings: prepared.timings });
   const sharedPrep: PreparedInputs = {
     ...prepared,
     timings: Object.fromEntries(Object.keys(prepared.timings).map((k) => [k, 0])),
@@ -162,7 +162,7 @@ export async function runSweep(
   const results: { res: RenderResult; shared: SharedWork; timings: Record<string, number | boolean> }[] =
     new Array(settings.length);
   const timings: Record<string, number> = { ...prepared.timings };
-  let models: HalloModels | undefined;
+  let hallo: Hallo | undefined;
   let cache: BankCache | undefined;
   let generate = 0;
   let first = true;
@@ -171,30 +171,42 @@ export async function runSweep(
       const { s, i } = order[k];
       const guided = s.cfg > 1;
       let freshModels = false;
-      if (!models || models.geometry.guidance !== guided) {
-        await models?.release();
-        models = undefined;
-        o.onPhase?.(`loading the ${guided ? "guidance" : "no-guidance"} networks from ${o.weightsDir} ...`);
+      if (!hallo || hallo.models.geometry.guidance !== guided) {
+        await hallo?.release();
+        hallo = undefined;
+        o.onEvent?.({
+          kind: "phase",
+          message: `loading the ${guided ? "guidance" : "no-guidance"} networks from ${o.weightsDir} ...`,
+        });
         const t0 = performance.now();
-        models = await loadModelsFor(o.weightsDir, s.cfg, { device: o.device, threads: o.threads, size });
+        hallo = await Hallo.load(o.weightsDir, {
+          guidance: guided,
+          device: o.device,
+          threads: o.threads,
+          size,
+        });
         timings[`load_models_${guided ? "guidance" : "no_guidance"}_s`] = seconds(t0);
         cache = new BankCache(1);
         freshModels = true;
       }
       const label = sweepLabel(s);
+      const models = hallo.models;
       const m: HalloModels = freshModels ? models : {
         ...models,
         timings: Object.fromEntries(
           Object.keys(models.timings).map((n) => [n, { build_s: 0, session_s: 0 }]),
         ),
       };
+      const place = { run: { index: k, count: settings.length, label } };
+      o.onEvent?.({ kind: "run", ...place });
       const t0 = performance.now();
       const res = await renderVideo(m, first ? prepared : sharedPrep, s, {
         out: join(outDir, `${label}.mp4`),
         runDir: join(outDir, `${label}.run`),
         bankCache: cache,
         record: { ...o.record, sweep: { dir: outDir, index: i, label, runs: settings.length } },
-        onStep: (clip, clips, st) => o.onStep?.(k, settings.length, label, clip, clips, st),
+        onEvent: o.onEvent,
+        place,
       });
       generate += seconds(t0);
       const shared: SharedWork = {
@@ -206,11 +218,11 @@ export async function runSweep(
       first = false;
     }
   } finally {
-    await models?.release();
+    await hallo?.release();
   }
   timings.generate_s = generate;
 
-  o.onPhase?.(`writing the grid video and measures ...`);
+  o.onEvent?.({ kind: "phase", message: `writing the grid video and measures ...` });
   const t0 = performance.now();
   const { width, height, frames } = results[0].res;
   const masks = prepared.image.masks;
