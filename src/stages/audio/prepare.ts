@@ -149,6 +149,12 @@ async function separateToFiles(
  * Turns a driving audio (any file ffmpeg reads, or the audio track of a video) into Hallo's audio conditioning.
  * Throws AudioDecodeError (not audio, empty, no audio track), MissingWeightsError (no wav2vec2), SeparationError,
  * Wav2VecError, FfmpegError: each one line naming the file and the problem.
+ *
+ * @example
+ * ```ts ignore
+ * const audio = await prepareAudio("speech.wav", { weightsDir: "weights/pretrained_models" });
+ * console.log(audio.audioLength, audio.windows.shape); // frames at 25 fps, (L, 5, layers, dim)
+ * ```
  */
 export async function prepareAudio(path: string, options: PrepareAudioOptions = {}): Promise<PreparedAudio> {
   const t0 = performance.now();

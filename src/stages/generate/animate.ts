@@ -108,6 +108,15 @@ async function finishedClips(
  * Generates every clip into `o.runDir`. The first clip's motion frames are the reference image itself;
  * later clips use the last decoded frames of the previous clip (float, not quantised). The reference UNet
  * reruns every clip, and the noise comes from one generator seeded once, consumed clip after clip.
+ *
+ * @example
+ * ```ts ignore
+ * const res = await animate(models, image, audio, {
+ *   steps: 40, cfg: 3.5, motionScale: [1, 1, 1], seed: 42, runDir: "out.run",
+ *   onEvent: (e) => e.kind === "clip" && console.log(`clip ${e.clip!.index + 1}/${e.clip!.count}`),
+ * });
+ * for await (const frame of runFrames(res)) void frame; // RGB24 frames of the video
+ * ```
  */
 export async function animate(
   m: HalloModels,

@@ -173,7 +173,15 @@ export async function faceFeatures(
   return guidance ? doubled(fea, true) : fea;
 }
 
-/** Runs the small networks of one clip (image proj, VAE encoder, face locator) and batches for guidance. */
+/**
+ * Runs the small networks of one clip (image proj, VAE encoder, face locator) and batches for guidance.
+ *
+ * @example
+ * ```ts ignore
+ * const c = await conditionClip(models, await clipInputs(models, image, audio, 0));
+ * console.log(c.context.shape, c.refLatents.shape, c.faceFeatures.shape, c.masks.lip.map((t) => t.shape));
+ * ```
+ */
 export async function conditionClip(m: HalloModels, x: ClipInputs): Promise<ClipConditioning> {
   const guidance = m.geometry.guidance;
   const frames = x.audioTokens.shape[1];

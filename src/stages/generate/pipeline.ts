@@ -87,6 +87,16 @@ function checkGuidance(m: HalloModels, cfg: number): void {
  * The DDIM steps of one clip over given conditioning and bank, from `initial` latents: yields every step (with
  * the UNet's probes), returns the final latents. Guidance runs the denoising UNet on the [uncond, cond] batch;
  * without it only the conditional branch runs (upstream crashes there).
+ *
+ * @example
+ * ```ts ignore
+ * const c = await conditionClip(models, inputs);
+ * const { bank } = await referenceBank(models, c);
+ * const it = denoise(models, c, bank, initialNoise(manualSeed(42), latentShape(models)), {
+ *   steps: 40, cfg: 3.5, motionScale: [1, 1, 1],
+ * });
+ * for await (const s of it) console.log(s.index, s.timestep, s.predOriginal.shape);
+ * ```
  */
 export function denoise(
   m: HalloModels,

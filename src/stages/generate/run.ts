@@ -133,7 +133,17 @@ export function defaultRunDir(out: string): string {
   return join(dirname(out), `${basename(out, extname(out))}.run`);
 }
 
-/** Generates one video with `settings` from prepared inputs and loaded networks. */
+/**
+ * Generates one video with `settings` from prepared inputs and loaded networks: the clips into the run
+ * directory, then the mp4 with the original audio.
+ *
+ * @example
+ * ```ts ignore
+ * const prepared = await prepareInputs("face.jpg", "speech.wav", { weightsDir });
+ * const res = await renderVideo(models, prepared, DEFAULT_SETTINGS, { out: "out.mp4" });
+ * console.log(res.out, res.frames, res.runDir);
+ * ```
+ */
 export async function renderVideo(
   m: HalloModels,
   p: PreparedInputs,

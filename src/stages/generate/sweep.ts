@@ -133,7 +133,16 @@ export function sweepSettings(axes: SweepAxes, base: { steps: number; seed: numb
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
-/** Runs the whole sweep into `o.outDir` and returns what sweep.json holds. */
+/**
+ * Runs the whole sweep into `o.outDir` and returns what sweep.json holds.
+ *
+ * @example
+ * ```ts ignore
+ * const axes = { cfg: [1, 3.5], poseWeight: [1], faceWeight: [1], lipWeight: [0.5, 1.5] };
+ * const sweep = await runSweep("face.jpg", "speech.wav", axes, { outDir: "sweep", weightsDir, steps: 40, seed: 42 });
+ * await writeSweepReport("sweep", sweep); // report.html beside sweep.json
+ * ```
+ */
 export async function runSweep(
   image: string,
   audio: string,

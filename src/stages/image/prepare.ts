@@ -237,6 +237,12 @@ function inside(x: number, y: number, b: Box): boolean {
  * conditioning tensors with everything that went into them. Throws ImageError (bad file, odd landmarks),
  * NoFaceError (MediaPipe found no face) or MissingWeightsError (detector/recognizer files missing and not
  * allowed to be).
+ *
+ * @example
+ * ```ts ignore
+ * const image = await prepareImage("face.jpg", { weightsDir: "weights/pretrained_models", size: 512 });
+ * console.log(image.landmarks.length, image.faceEmb.shape, image.lipMask.map((t) => t.shape));
+ * ```
  */
 export async function prepareImage(path: string, options: PrepareImageOptions = {}): Promise<PreparedImage> {
   const tStart = performance.now();
