@@ -11,6 +11,7 @@ import { readTinyConfigs } from "../../tiny/configs.ts";
 import { prepareAudio, type PrepareAudioOptions, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage, type PrepareImageOptions } from "../image/prepare.ts";
 import { decodeLatents } from "../networks/vae.ts";
+import { videoFrame } from "../video/frames.ts";
 import type { BankCache } from "./bank_cache.ts";
 import {
   type ClipConditioning,
@@ -159,29 +160,31 @@ export class Hallo {
 
   /**
    * Clip `index`'s conditioning from the prepared image and audio: its inputs (masks repeated per frame, audio
-   * tokens, `[ref, motion frames]`), then the guidance context, reference latents and face features. The
-   * motion frames default to clip 0's (the reference image); later clips of a video take the previous clip's
-   * last frames, as `animate` does.
+   * tokens, `[ref, motion frames]`), then the guidance context, reference latents and face features. Clip 0's
+   * motion frames are the reference image; a later clip's are the last frames of the previous clip's decoded
+   * video (`previous`, (1, 3, F, H, W) in [0, 1]), as `animate` takes them.
    */
-  async clip(index: number, motion?: readonly Float32Array[]): Promise<HalloClip> {
+  async clip(index: number, previous?: F32Tensor): Promise<HalloClip> {
     const { image, audio } = this;
     if (!image || !audio) {
-      throw new GenerationError(
-        "no image and audio prepared yet: call prepare (or prepareImage and prepareAudio)",
-      );
+      throw new GenerationError("no image and audio prepared yet: call prepare (or prepareImage and prepareAudio)");
     }
     if (!Number.isInteger(index) || index < 0 || index >= this.clips) {
       throw new GenerationError(`clip ${index} out of range (the audio makes ${this.clips} clips)`);
     }
     const m = this.models;
-    const inputs = await clipInputs(
-      m,
-      image,
-      audio,
-      index,
-      motion ?? firstMotionFrames(image, m.configs.nMotionFrames ?? 2),
-      clipMasks(image, m.geometry.frames),
-    );
+    const M = m.configs.nMotionFrames ?? 2;
+    let motion = firstMotionFrames(image, M);
+    if (index > 0) {
+      if (!previous) {
+        throw new GenerationError(
+          `clip ${index} needs the previous clip's decoded video: its last ${M} frames are the motion frames`,
+        );
+      }
+      const F = previous.shape[2];
+      motion = Array.from({ length: M }, (_, k) => videoFrame(previous, F - M + k));
+    }
+    const inputs = await clipInputs(m, image, audio, index, motion, clipMasks(image, m.geometry.frames));
     return { index, inputs, ...await conditionClip(m, inputs) };
   }
 
