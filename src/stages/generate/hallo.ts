@@ -167,7 +167,9 @@ export class Hallo {
   async clip(index: number, previous?: F32Tensor): Promise<HalloClip> {
     const { image, audio } = this;
     if (!image || !audio) {
-      throw new GenerationError("no image and audio prepared yet: call prepare (or prepareImage and prepareAudio)");
+      throw new GenerationError(
+        "no image and audio prepared yet: call prepare (or prepareImage and prepareAudio)",
+      );
     }
     if (!Number.isInteger(index) || index < 0 || index >= this.clips) {
       throw new GenerationError(`clip ${index} out of range (the audio makes ${this.clips} clips)`);
