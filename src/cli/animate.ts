@@ -8,7 +8,7 @@ import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { Hallo } from "../stages/generate/hallo.ts";
-import { defaultRunDir } from "../stages/generate/run.ts";
+import { defaultRunDir, prepareInputs } from "../stages/generate/run.ts";
 import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
 import { progressEvents, StepProgress } from "./progress.ts";
 
@@ -78,18 +78,30 @@ export async function run(args: string[]): Promise<number> {
     const runDir = v["run-dir"] ?? defaultRunDir(out);
 
     const progress = new StepProgress();
-    console.error(`loading networks from ${weightsDir} ...`);
+    const log = progressEvents(progress);
+    // The inputs first: a photo without a face or an unreadable audio fails before the networks load.
+    log({ kind: "phase", message: `preparing ${image} and ${audio} ...` });
+    const prepared = await prepareInputs(image, audio, {
+      weightsDir,
+      faceExpandRatio,
+      size,
+      separate: !v["no-separate"],
+      device,
+      threads,
+      allowMissingFaceModels: tiny,
+    });
+    log({ kind: "prepared", warnings: prepared.warnings, timings: prepared.timings });
+    log({ kind: "phase", message: `loading networks from ${weightsDir} ...` });
     const hallo = await Hallo.load(weightsDir, { guidance: settings.cfg > 1, device, threads, size, dtype });
     try {
       const res = await hallo.animate(image, audio, {
         ...settings,
-        faceExpandRatio,
-        separate: !v["no-separate"],
+        prepared,
         out,
         runDir,
         resume: v.resume,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
-        onEvent: progressEvents(progress),
+        onEvent: log,
       });
       progress.done();
       console.log(
