@@ -24,8 +24,8 @@ import { loadWav2Vec, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts"
 import { runFfmpeg } from "../src/util/ffmpeg.ts";
 import { WAV2VEC2_BASE_CONFIG } from "../src/models/full_configs.ts";
 import { buildWav2Vec2, parseWav2Vec2Config } from "../src/models/wav2vec2.ts";
-import { LayoutRecorder } from "../src/weights/tiny_layout.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { LayoutRecorder } from "../src/tiny/layout.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { writeIdentityMdxModel } from "../tests/helpers/mdx_identity.ts";
 
 /** Where the tiny random wav2vec2 lives inside a tiny weight set. */

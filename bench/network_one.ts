@@ -27,8 +27,8 @@ import {
   TINY_UNET_KWARGS,
   TINY_VAE_CONFIG,
   TINY_WAV2VEC2_CONFIG,
-} from "../src/weights/tiny_configs.ts";
-import { LayoutRecorder } from "../src/weights/tiny_layout.ts";
+} from "../src/tiny/configs.ts";
+import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { Tensor } from "../src/tensor.ts";

@@ -7,10 +7,11 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { resolveWeightsDir } from "../src/weights/locate.ts";
 import { checkWeights, missingFor } from "../src/weights/verify.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
-import { TINY_NOTICE } from "../src/weights/tiny_configs.ts";
-import { DEFAULT_SETTINGS, loadModelsFor, prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
-import { clipStepProgress, StepProgress } from "../src/cli/progress.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
+import { TINY_NOTICE } from "../src/tiny/configs.ts";
+import { Hallo } from "../src/stages/generate/hallo.ts";
+import { DEFAULT_SETTINGS } from "../src/stages/generate/run.ts";
+import { progressEvents, StepProgress } from "../src/cli/progress.ts";
 import { writeRunReport } from "../src/report/report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -51,24 +52,22 @@ if (missing.length === 0) {
 
 await Deno.remove(runDir, { recursive: true }).catch(() => {});
 const progress = new StepProgress(Deno.stdout);
-const prepared = await prepareInputs(image, audio, {
-  weightsDir,
-  allowMissingFaceModels: tiny,
-  cacheDir: join(outDir, "cache"),
-});
-for (const w of prepared.warnings) console.log(`warning: ${w}`);
-console.log(
-  `demo: image prepared in ${prepared.timings.prepare_image_s.toFixed(1)} s, audio in ${
-    prepared.timings.prepare_audio_s.toFixed(1)
-  } s (${prepared.audio.audioLength} frames)`,
-);
-const models = await loadModelsFor(weightsDir, settings.cfg);
+const hallo = await Hallo.load(weightsDir, { guidance: settings.cfg > 1, cacheDir: join(outDir, "cache") });
 try {
-  const res = await renderVideo(models, prepared, settings, {
+  const prepared = await hallo.prepare(image, audio);
+  for (const w of prepared.warnings) console.log(`warning: ${w}`);
+  console.log(
+    `demo: image prepared in ${prepared.timings.prepare_image_s.toFixed(1)} s, audio in ${
+      prepared.timings.prepare_audio_s.toFixed(1)
+    } s (${prepared.audio.audioLength} frames)`,
+  );
+  const res = await hallo.animate(image, audio, {
+    ...settings,
+    prepared,
     out,
     runDir,
     record: { command: ["demo"], weightsDir, tiny },
-    onStep: clipStepProgress(progress),
+    onEvent: progressEvents(progress, console.log),
   });
   progress.done();
   console.log(
@@ -78,5 +77,5 @@ try {
   console.log(`demo: wrote ${report.html} (figures and measures; open it in a browser)`);
   if (tiny) console.log(`demo: ${TINY_NOTICE}`);
 } finally {
-  await models.release();
+  await hallo.release();
 }

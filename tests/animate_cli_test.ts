@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import { readRunFrames, readRunRecord, runFiles } from "../src/stages/generate/run_dir.ts";
 import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";

@@ -18,7 +18,7 @@ import { f32 } from "../src/tensor.ts";
 import { loadWav2Vec, runWav2Vec, Wav2VecError, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts";
 import { wav2vecCase } from "../src/parity/cases/wav2vec.ts";
 import { WeightStore } from "../src/weights/store.ts";
-import type { TensorRef } from "../src/weights/types.ts";
+import type { TensorRef } from "../src/onnx/tensor_ref.ts";
 import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
 

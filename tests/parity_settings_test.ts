@@ -5,7 +5,7 @@
  * no scale is a clear error. The settings readers parse the exporter's notes and refuse contradictions.
  */
 import assert from "node:assert/strict";
-import { CASES } from "../src/parity/registry.ts";
+import { PARITY_CASES } from "../src/parity/registry.ts";
 import { runParity } from "../src/parity/runner.ts";
 import { CaseSettingError, guidanceScale, noteSteps, noteValues, pairing } from "../src/parity/settings.ts";
 import type { CaseInput } from "../src/parity/types.ts";
@@ -41,7 +41,7 @@ function variant(tensorScale: number, note: string | undefined): VariantCase {
 async function rowsOf(c: VariantCase) {
   const dir = writeVariantDir({ [CASE]: c });
   try {
-    return await runParity(dir, CASES, { only: [CASE] });
+    return await runParity(dir, PARITY_CASES, { only: [CASE] });
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp, { type Sharp } from "sharp";
 import { run as cli } from "../src/cli/prepare_image.ts";
-import type { ImageConditioning } from "../src/stages/generate/animate.ts";
+import type { ImageConditioning } from "../src/stages/image/prepare.ts";
 import { imageBlob, normCrop } from "../src/stages/image/arcface.ts";
 import { ImageError } from "../src/stages/image/errors.ts";
 import {
@@ -121,7 +121,7 @@ Deno.test("astronaut via MediaPipe, stand-in insightface: box, landmarks, embedd
     weightsDir: standInWeights,
     landmarker: await sharedLandmarker(),
   });
-  const asConditioning: ImageConditioning = p; // the generate stage's interface
+  const asConditioning: ImageConditioning = p; // the interface the generate stage reads
   assert.deepEqual(asConditioning.pixels.shape, [3, 512, 512]);
   assert.deepEqual(p.faceRegion.shape, [3, 512, 512]);
   assert.deepEqual(p.faceEmb.shape, [1, 512]);

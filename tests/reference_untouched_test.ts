@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { join, relative } from "node:path";
-import { CASES } from "../src/parity/registry.ts";
+import { PARITY_CASES } from "../src/parity/registry.ts";
 import { runParity } from "../src/parity/runner.ts";
 import { vaeCase } from "../src/parity/cases/vae.ts";
 import { loadImageProj } from "../src/stages/networks/projections.ts";
@@ -53,7 +53,7 @@ Deno.test("parity over every case, the parity CLI and model loads write nothing 
   try {
     // No graph-cache override: left alone, a load caches its graph beside the checkpoints.
     await withEnv({ HALLO_GRAPH_CACHE: undefined }, async () => {
-      const rows = await runParity(REFERENCE, CASES);
+      const rows = await runParity(REFERENCE, PARITY_CASES);
       const failed = rows.filter((r) => !r.pass);
       assert.deepEqual(failed, []);
       assert.deepEqual([...new Set(rows.map((r) => r.case))].sort(), [...readIndex(REFERENCE).cases].sort());

@@ -19,13 +19,13 @@ import { loadHalloModels } from "../src/stages/generate/models.ts";
 import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { decodeLatents } from "../src/stages/networks/vae.ts";
 import { videoToFrames } from "../src/stages/video/frames.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
 import { PLOTLY_FILE, plotlyBundlePath } from "../src/report/plotly_asset.ts";
 import { writeRunReport } from "../src/report/report.ts";
 import { attentionFigure, attentionProbes, describeAttention, pickSteps } from "../src/viz/attention.ts";
 import { bankFigure, bankItemLabels, describeBank, tokenGrid } from "../src/viz/bank.ts";
-import { captureFirstClip } from "../src/viz/capture.ts";
+import { captureFirstClip } from "../src/stages/generate/capture.ts";
 import { VizError } from "../src/viz/figure.ts";
 import { describeSteps, stepsFigure } from "../src/viz/steps.ts";
 import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
@@ -55,7 +55,10 @@ const prepared = await prepareInputs(
 );
 // Probes leave the video bit-identical (unet_probes_test), so one set of networks renders and inspects.
 const AUDIO_HEADS = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
-const models = await loadHalloModels(tiny, { frames: F, height: LAT, width: LAT, guidance: true }, {
+const models = await loadHalloModels(tiny, {
+  frames: F,
+  size: 8 * LAT,
+  guidance: true,
   threads: 1,
   probes: { attention: { ...attentionProbes("down_blocks.0"), [AUDIO_HEADS]: "heads" } },
 });
@@ -78,7 +81,7 @@ Deno.test("captureFirstClip: the same first clip as animate, with every step and
   const mine = videoToFrames(clip.video!);
   assert.deepEqual(new Uint8Array(mine.flatMap((f) => [...f])), frames);
   assert.equal(clip.steps.length, 2);
-  assert.deepEqual(clip.latentShape, [1, 4, F, LAT, LAT]);
+  assert.deepEqual(clip.latents.shape, [1, 4, F, LAT, LAT]);
   assert.equal(Object.keys(clip.steps[0].probes ?? {}).length, 7, "1+1 reference, 3 audio, 2 motion probes");
 });
 
@@ -217,7 +220,7 @@ Deno.test("attentionFigure: one head, one frame; clear errors for what was not c
 Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update per step", async () => {
   let decodes = 0;
   const fig = await stepsFigure(clip.steps, {
-    latentShape: clip.latentShape,
+    latentShape: clip.latents.shape,
     frame: 5,
     decode: (x) => {
       decodes++;
@@ -240,8 +243,8 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
   // The update is next - latents: its mean matches the curve.
   const st = clip.steps[1];
   let u = 0;
-  for (let i = 0; i < st.next.length; i++) u += Math.abs(st.next[i] - st.latents[i]);
-  assert.ok(Math.abs(s.curves.update[1] - u / st.next.length) < 1e-3 * (u / st.next.length));
+  for (let i = 0; i < st.next.data.length; i++) u += Math.abs(st.next.data[i] - st.latents.data[i]);
+  assert.ok(Math.abs(s.curves.update[1] - u / st.next.data.length) < 1e-3 * (u / st.next.data.length));
   const lines = fig.plotly.data.filter((t) => t.type === "scatter");
   assert.deepEqual(lines.map((t) => t.name), [
     "latents std",
@@ -253,11 +256,11 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
   assert.ok(labels.includes("predicted x0 (VAE decode)"));
   // Both renderings: the same latent previews (pixel for pixel), heat colours and curve axes.
   const agree = await assertRenderersAgree(
-    await describeSteps(clip.steps, { latentShape: clip.latentShape }),
+    await describeSteps(clip.steps, { latentShape: clip.latents.shape }),
   );
   assert.deepEqual([agree.panels, agree.images, agree.heatmaps, agree.charts], [9, 4, 4, 1]);
   // Without a decoder the x0 row is a latent preview; bad shapes are refused.
-  const preview = await stepsFigure(clip.steps, { latentShape: clip.latentShape });
+  const preview = await stepsFigure(clip.steps, { latentShape: clip.latents.shape });
   assert.ok(
     (preview.plotly.layout.annotations as { text: string }[]).some((a) =>
       a.text === "predicted x0 (RGB preview)"
@@ -265,7 +268,7 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
   );
   await assert.rejects(() => stepsFigure(clip.steps, { latentShape: [1, 4, F, LAT, LAT + 1] }), VizError);
   await assert.rejects(
-    () => stepsFigure(clip.steps, { latentShape: clip.latentShape, frame: F }),
+    () => stepsFigure(clip.steps, { latentShape: clip.latents.shape, frame: F }),
     /frame 16/,
   );
 });
@@ -279,7 +282,7 @@ Deno.test({
       await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT }),
       await attentionFigure(clip.steps, geometry, { portrait: prepared.image.pixels }),
       await stepsFigure(clip.steps, {
-        latentShape: clip.latentShape,
+        latentShape: clip.latents.shape,
         decode: (x) => decodeLatents(models.vae, x),
       }),
     ];

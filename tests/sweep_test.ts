@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import { runFiles } from "../src/stages/generate/run_dir.ts";
 import { gridLayout, renderLabel } from "../src/stages/video/grid.ts";
-import { maskWeights, MotionEnergy } from "../src/stages/video/motion_energy.ts";
+import { maskWeights, MotionEnergyMeter } from "../src/stages/video/motion_energy.ts";
 import { sweepLabel, sweepSettings, type SweepSummary } from "../src/stages/generate/sweep.ts";
 import { u8Image } from "../src/stages/image/types.ts";
 
@@ -188,7 +188,7 @@ Deno.test("sweep: label bands carry text; motion energy weights differences by t
   // 2x1 frames; mask covers only the left pixel. Left changes by 30 (all channels), right by 90.
   const left = maskWeights(u8Image(2, 1, 1, Uint8Array.from([255, 0])), 2, 1);
   const all = maskWeights(u8Image(1, 1, 1, Uint8Array.from([255])), 2, 1);
-  const m = new MotionEnergy({ left, all });
+  const m = new MotionEnergyMeter({ left, all });
   m.push(Uint8Array.from([0, 0, 0, 0, 0, 0]));
   m.push(Uint8Array.from([30, 30, 30, 90, 90, 90]));
   m.push(Uint8Array.from([30, 30, 30, 90, 90, 90]));
@@ -196,7 +196,7 @@ Deno.test("sweep: label bands carry text; motion energy weights differences by t
   assert.deepEqual(r.left.perFrame, [0.117647, 0]); // 30/255
   assert.deepEqual(r.all.perFrame, [0.235294, 0]); // 60/255
   assert.equal(r.left.mean, 0.058824);
-  const empty = new MotionEnergy({ none: maskWeights(u8Image(1, 1, 1), 2, 1) });
+  const empty = new MotionEnergyMeter({ none: maskWeights(u8Image(1, 1, 1), 2, 1) });
   empty.push(new Uint8Array(6));
   empty.push(new Uint8Array(6));
   assert.equal(empty.result().none.mean, null);

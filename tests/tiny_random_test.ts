@@ -34,9 +34,9 @@ import {
   TINY_VAE_CONFIG,
   TINY_WAV2VEC2_CONFIG,
   TinyWeightsError,
-} from "../src/weights/tiny_configs.ts";
-import { TINY_NET_FILE, tinyLayout } from "../src/weights/tiny_layout.ts";
-import { ensureTinyWeights, isTinySetComplete } from "../src/weights/tiny_random.ts";
+} from "../src/tiny/configs.ts";
+import { TINY_NET_FILE, tinyLayout } from "../src/tiny/layout.ts";
+import { ensureTinyWeights, isTinySetComplete } from "../src/tiny/random.ts";
 
 const CHECKPOINTS = [
   TINY_NET_FILE,
@@ -212,7 +212,7 @@ Deno.test("every network runs once through the ordinary loaders without NaN (con
   const audioEmb = await wav2vecFeatures(wav, random([16000], 1).data, 25);
   await wav.release();
   allFinite(audioEmb, "wav2vec2 features");
-  const m = await loadHalloModels(shared, { frames: F, height: h, width: w, guidance: true }, { threads: 1 });
+  const m = await loadHalloModels(shared, { frames: F, size: 8 * h, guidance: true, threads: 1 });
   try {
     const [, layers, hidden] = audioEmb.shape;
     // Any F windows of 5 frames: the values only need the right shape.

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareAudio } from "../src/stages/audio/prepare.ts";
-import { ensureTinyWeights } from "../src/weights/tiny_random.ts";
+import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { audioFigure, describeAudio, envelope, mostVaryingDims } from "../src/viz/audio.ts";
 import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
 import { VizError } from "../src/viz/figure.ts";

@@ -26,7 +26,7 @@ import { Graph } from "../src/onnx/graph.ts";
 import { createHash } from "node:crypto";
 import { openCheckpoint } from "../src/weights/checkpoint.ts";
 import { parseManifest } from "../src/weights/manifest.ts";
-import type { HalloConfigs } from "../src/stages/generate/models.ts";
+import type { HalloConfigs } from "../src/models/hallo_configs.ts";
 import {
   f32Bytes,
   makePth,

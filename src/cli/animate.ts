@@ -5,9 +5,10 @@
 import { parseArgs } from "node:util";
 import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
-import { readTinyConfigs } from "../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
-import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
+import { Hallo } from "../stages/generate/hallo.ts";
+import { defaultRunDir, prepareInputs } from "../stages/generate/run.ts";
 import { openRunFor, type RunDir, RunPathError } from "../stages/generate/run_dir.ts";
 import { probeDevice } from "../runtime/probe.ts";
 import {
@@ -21,7 +22,7 @@ import {
   UsageError,
   writablePath,
 } from "./options.ts";
-import { clipStepProgress, StepProgress } from "./progress.ts";
+import { progressEvents, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
 
@@ -103,7 +104,9 @@ export async function run(args: string[]): Promise<number> {
     }
 
     const progress = new StepProgress();
-    console.error(`preparing ${image} and ${audio} ...`);
+    const log = progressEvents(progress);
+    // The inputs first: a photo without a face or an unreadable audio fails before the networks load.
+    log({ kind: "phase", message: `preparing ${image} and ${audio} ...` });
     const prepared = await prepareInputs(image, audio, {
       weightsDir,
       faceExpandRatio,
@@ -113,16 +116,18 @@ export async function run(args: string[]): Promise<number> {
       threads,
       allowMissingFaceModels: tiny,
     });
-    for (const w of prepared.warnings) console.error(`warning: ${w}`);
-    console.error(`loading networks from ${weightsDir} ...`);
-    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size, dtype });
+    log({ kind: "prepared", warnings: prepared.warnings, timings: prepared.timings });
+    log({ kind: "phase", message: `loading networks from ${weightsDir} ...` });
+    const hallo = await Hallo.load(weightsDir, { guidance: settings.cfg > 1, device, threads, size, dtype });
     try {
-      const res = await renderVideo(models, prepared, settings, {
+      const res = await hallo.animate(image, audio, {
+        ...settings,
+        prepared,
         out,
         run,
         dtype,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
-        onStep: clipStepProgress(progress),
+        onEvent: log,
       });
       progress.done();
       for (const p of run.problems) console.error(`warning: ${p}`);
@@ -130,7 +135,7 @@ export async function run(args: string[]): Promise<number> {
         `wrote ${res.out} (${res.frames} frames, ${res.clips} clips; run record in ${runDir}/run.json)`,
       );
     } finally {
-      await models.release();
+      await hallo.release();
     }
     ok = true;
     return 0;

@@ -2,9 +2,10 @@
  * `deno task hallo inspect <checkpoint> [--json]`: the tensors of a .pth or .safetensors file (key, dtype, shape,
  * byte offset) and the parameter count. A bad or hostile file gives exit code 1 and a one-line error.
  */
-import { type Checkpoint, openCheckpoint } from "../weights/checkpoint.ts";
+import type { Checkpoint } from "../weights/checkpoint_types.ts";
+import { openCheckpoint } from "../weights/checkpoint.ts";
 import { CheckpointError, oneLine } from "../weights/errors.ts";
-import type { TensorRef } from "../weights/types.ts";
+import type { TensorRef } from "../onnx/tensor_ref.ts";
 
 const USAGE = "usage: deno task hallo inspect <checkpoint.pth|.safetensors> [--json]";
 

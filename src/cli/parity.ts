@@ -4,8 +4,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
-import { type Row, runParity } from "../parity/runner.ts";
-import { CASES } from "../parity/registry.ts";
+import { type ParityRow, runParity } from "../parity/runner.ts";
+import { PARITY_CASES } from "../parity/registry.ts";
 
 const DEFAULT_DIR = fileURLToPath(new URL("../../tests/reference", import.meta.url));
 
@@ -13,7 +13,7 @@ function fmt(v: number | null, digits = 2): string {
   return v === null ? "-" : v.toExponential(digits);
 }
 
-function line(r: Row): string {
+function line(r: ParityRow): string {
   const status = r.pass ? (r.note ? "skip" : "pass") : "FAIL";
   const t = (v: number | null) => v === null ? "-" : v.toFixed(2);
   return [
@@ -57,9 +57,9 @@ export async function run(args: string[]): Promise<number> {
       } state build/sess/run s`,
     );
   }
-  let rows: Row[];
+  let rows: ParityRow[];
   try {
-    rows = await runParity(dir, CASES, {
+    rows = await runParity(dir, PARITY_CASES, {
       only,
       strict,
       onRow: (r) => console.log(json ? JSON.stringify(r) : line(r)),

@@ -1,4 +1,5 @@
 /** Progress of a generation run: a bar on a terminal (clips x steps, elapsed, ETA), plain lines otherwise. */
+import { type OnEvent, stepProgress } from "../sampling/events.ts";
 
 const enc = new TextEncoder();
 
@@ -48,14 +49,28 @@ export class StepProgress {
   }
 }
 
-/** An `onStep` callback of the clip loop that drives `progress` over clips x steps. */
-export function clipStepProgress(
+/**
+ * The CLI's handler of generation events: `step` events drive `progress` over runs x clips x steps, `phase`
+ * messages and `prepared` warnings go to `log` on their own lines.
+ */
+export function progressEvents(
   progress: StepProgress,
-): (clip: number, clips: number, s: { index: number; total: number }) => void {
-  return (clip, clips, s) =>
-    progress.update(
-      clip * s.total + s.index + 1,
-      clips * s.total,
-      `clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
-    );
+  log: (line: string) => void = (l) => console.error(l),
+): OnEvent {
+  return (e) => {
+    if (e.kind === "phase") {
+      progress.done();
+      log(e.message);
+    } else if (e.kind === "prepared") {
+      for (const w of e.warnings) log(`warning: ${w}`);
+    } else if (e.kind === "step") {
+      const p = stepProgress(e)!;
+      const where = [
+        e.run ? `run ${e.run.index + 1}/${e.run.count} ${e.run.label}` : "",
+        e.clip ? `clip ${e.clip.index + 1}/${e.clip.count}` : "",
+        `step ${e.step.index + 1}/${e.step.total}`,
+      ];
+      progress.update(p.done, p.total, where.filter(Boolean).join(" "));
+    }
+  };
 }

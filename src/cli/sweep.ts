@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { resolveWeightsDir } from "../weights/locate.ts";
-import { readTinyConfigs } from "../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
 import { RunPathError } from "../stages/generate/run_dir.ts";
@@ -23,7 +23,8 @@ import {
   seedOption,
   UsageError,
 } from "./options.ts";
-import { StepProgress } from "./progress.ts";
+import { writeSweepReport } from "../report/sweep.ts";
+import { progressEvents, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo sweep --image I --audio A --out DIR [lists] [options]
 
@@ -121,22 +122,13 @@ export async function run(args: string[]): Promise<number> {
       threads,
       allowMissingFaceModels: tiny,
       record: { command: ["sweep", ...args], weightsDir, device, tiny },
-      onPhase: (m) => {
-        progress.done();
-        console.error(m);
-      },
-      onPrepared: (p) => p.warnings.forEach((w) => console.error(`warning: ${w}`)),
-      onStep: (r, n, label, clip, clips, s) =>
-        progress.update(
-          (r * clips + clip) * s.total + s.index + 1,
-          n * clips * s.total,
-          `run ${r + 1}/${n} ${label} clip ${clip + 1}/${clips} step ${s.index + 1}/${s.total}`,
-        ),
+      onEvent: progressEvents(progress),
     });
     progress.done();
+    await writeSweepReport(outDir, summary);
     console.log(
       `wrote ${summary.runs.length} videos, ${outDir}/grid.mp4 (${summary.grid.width}x${summary.grid.height}), ` +
-        `${outDir}/sweep.json and ${outDir}/${summary.report}`,
+        `${outDir}/sweep.json and ${outDir}/report.html`,
     );
     return 0;
   } catch (e) {

@@ -14,7 +14,7 @@ import {
   type TensorInfo,
   type ValueInfo,
 } from "./proto.ts";
-import type { StorageDType, TensorRef } from "../weights/types.ts";
+import type { StorageDType, TensorRef } from "./tensor_ref.ts";
 
 /** A value in the graph, identified by its unique name. */
 export type Value = string;

@@ -14,7 +14,7 @@ import {
   referenceUNetWriteNocfg,
 } from "./cases/unets.ts";
 
-export const CASES: readonly ParityCase[] = [
+export const PARITY_CASES: readonly ParityCase[] = [
   vaeCase,
   imageProjCase,
   audioProjCase,

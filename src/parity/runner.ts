@@ -7,7 +7,7 @@ import { compare } from "./compare.ts";
 import { comparedTensors, readCase, readIndex, type ReferenceIndex } from "./reference.ts";
 import type { ParityCase } from "./types.ts";
 
-export interface Row {
+export interface ParityRow {
   case: string;
   tensor: string;
   rel_l2: number | null;
@@ -25,7 +25,7 @@ export interface RunOptions {
   only?: readonly string[];
   /** Count `not implemented` cases as failures. */
   strict?: boolean;
-  onRow?: (r: Row) => void;
+  onRow?: (r: ParityRow) => void;
 }
 
 const blank = { rel_l2: null, max_abs: null, build_s: null, session_s: null, run_s: null };
@@ -64,7 +64,7 @@ export async function runParity(
   dir: string,
   registry: readonly ParityCase[],
   o: RunOptions = {},
-): Promise<Row[]> {
+): Promise<ParityRow[]> {
   const index = readIndex(dir);
   return await withRunGraphCache(() => runCases(dir, index, registry, o));
 }
@@ -74,10 +74,10 @@ async function runCases(
   index: ReferenceIndex,
   registry: readonly ParityCase[],
   o: RunOptions,
-): Promise<Row[]> {
+): Promise<ParityRow[]> {
   const names = o.only?.length ? [...o.only] : index.cases;
-  const rows: Row[] = [];
-  const emit = (r: Row) => {
+  const rows: ParityRow[] = [];
+  const emit = (r: ParityRow) => {
     rows.push(r);
     o.onRow?.(r);
   };

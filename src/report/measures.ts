@@ -5,7 +5,7 @@
  * The arithmetic is src/stages/video/motion_energy.ts's (shared with the sweeps).
  */
 import type { U8Image } from "../stages/image/types.ts";
-import { maskWeights, MotionEnergy as MotionAccumulator } from "../stages/video/motion_energy.ts";
+import { maskWeights, MotionEnergyMeter } from "../stages/video/motion_energy.ts";
 
 /** The masks, as the image stage's 64x64 uint8 images (PreparedImage.masks). */
 export interface RegionMasks {
@@ -31,7 +31,7 @@ export async function motionEnergy(
   height: number,
   masks: RegionMasks,
 ): Promise<MotionEnergy> {
-  const acc = new MotionAccumulator({
+  const acc = new MotionEnergyMeter({
     lip: maskWeights(masks.lip, width, height),
     face: maskWeights(masks.face, width, height),
     background: maskWeights(masks.background, width, height),

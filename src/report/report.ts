@@ -5,7 +5,7 @@
  */
 import { dirname, relative, resolve } from "node:path";
 import type { PreparedInputs, RenderResult } from "../stages/generate/run.ts";
-import { TINY_NOTICE } from "../weights/tiny_configs.ts";
+import { TINY_NOTICE } from "../tiny/configs.ts";
 import { audioFigure } from "../viz/audio.ts";
 import type { VizFigure } from "../viz/figure.ts";
 import { gridFigure } from "../viz/grid.ts";

@@ -26,11 +26,6 @@ export function parseDType(v: string): GraphDType {
   throw new DTypeError(`unknown dtype '${v}': use fp32 or fp16`);
 }
 
-/** The default precision for a device: fp16 on GPUs (as upstream), fp32 on CPU. */
-export function defaultDType(device: Device = "cpu"): GraphDType {
-  return device === "cpu" ? "float32" : "float16";
-}
-
 let warnedCpuFp16 = false;
 
 /** Warns once per process when fp16 graphs are asked for on CPU; never refuses. Returns whether it warned. */

@@ -1,22 +1,25 @@
 /**
  * The DDIM sampling loop as an async iterator over steps (k-diffusion's callback idea, pulled instead of
- * pushed): the caller owns the model call, the iterator owns the schedule, guidance and the update.
+ * pushed): the caller owns the model call, the iterator owns the schedule, guidance and the update. Every
+ * tensor of a step has the shape of the latents it started from.
  */
+import { f32, type F32Tensor } from "../tensor.ts";
 import { cfgCombine } from "./cfg.ts";
 import { type DdimSchedule, ddimStep, ddimTimesteps } from "./ddim.ts";
 
 /** The model's answer at one step: the conditional prediction, and the unconditional one when guiding. */
 export interface Prediction {
-  cond: Float32Array;
-  uncond?: Float32Array;
+  /** Shaped like the latents. */
+  cond: F32Tensor;
+  uncond?: F32Tensor;
   /** Extra tensors the model produced (attention probes, module outputs), passed through to the step. */
   probes?: Record<string, unknown>;
 }
 
 /** The one callback contract: predict v (or eps) for latents `x` at timestep `t` (step index `i`). */
-export type Denoiser = (x: Float32Array, t: number, i: number) => Promise<Prediction>;
+export type Denoiser = (x: F32Tensor, t: number, i: number) => Promise<Prediction>;
 
-/** Everything one step produced. */
+/** Everything one step produced; every tensor has the latents' shape (e.g. (1, 4, F, h, w)). */
 export interface SamplerStep {
   /** Step index, 0-based. */
   index: number;
@@ -24,18 +27,19 @@ export interface SamplerStep {
   total: number;
   timestep: number;
   /** Latents the model saw. */
-  latents: Float32Array;
-  uncond?: Float32Array;
-  cond: Float32Array;
+  latents: F32Tensor;
+  uncond?: F32Tensor;
+  cond: F32Tensor;
   /** `uncond + cfg * (cond - uncond)`, or `cond` without guidance. */
-  guided: Float32Array;
+  guided: F32Tensor;
   /** The scheduler's predicted x0. */
-  predOriginal: Float32Array;
+  predOriginal: F32Tensor;
   /** Latents after the step. */
-  next: Float32Array;
+  next: F32Tensor;
   probes?: Record<string, unknown>;
 }
 
+/** The schedule, the number of steps and the guidance scale of one sampling run. */
 export interface SamplerOptions {
   schedule: DdimSchedule;
   steps: number;
@@ -43,20 +47,32 @@ export interface SamplerOptions {
   cfg: number;
 }
 
-/** Runs DDIM from `initial` latents, yielding every step; the last step's `next` is the result. */
+/**
+ * Runs DDIM from `initial` latents, yielding every step; the last step's `next` is the result.
+ *
+ * @example
+ * ```ts ignore
+ * const it = ddimSampler(async (x) => ({ cond: x }), initial, { schedule: makeDdimSchedule(), steps: 4, cfg: 1 });
+ * for await (const s of it) console.log(s.index, s.timestep, s.next.shape);
+ * ```
+ */
 export async function* ddimSampler(
   denoise: Denoiser,
-  initial: Float32Array,
+  initial: F32Tensor,
   o: SamplerOptions,
-): AsyncGenerator<SamplerStep, Float32Array> {
+): AsyncGenerator<SamplerStep, F32Tensor> {
   const timesteps = ddimTimesteps(o.steps, o.schedule.config);
+  const shape = initial.shape;
   // init_noise_sigma is 1 for DDIM; kept for schedules where it is not.
-  let x = o.schedule.initNoiseSigma === 1 ? initial : initial.map((v) => v * o.schedule.initNoiseSigma);
+  let x = o.schedule.initNoiseSigma === 1
+    ? initial
+    : f32(shape, initial.data.map((v) => v * o.schedule.initNoiseSigma));
   for (let i = 0; i < timesteps.length; i++) {
     const t = timesteps[i];
     const p = await denoise(x, t, i);
-    const guided = p.uncond ? cfgCombine(p.uncond, p.cond, o.cfg) : p.cond;
-    const r = ddimStep(o.schedule, guided, t, x, o.steps);
+    const guided = p.uncond ? f32(shape, cfgCombine(p.uncond.data, p.cond.data, o.cfg)) : p.cond;
+    const r = ddimStep(o.schedule, guided.data, t, x.data, o.steps);
+    const next = f32(shape, r.prevSample);
     yield {
       index: i,
       total: timesteps.length,
@@ -65,11 +81,11 @@ export async function* ddimSampler(
       uncond: p.uncond,
       cond: p.cond,
       guided,
-      predOriginal: r.predOriginalSample,
-      next: r.prevSample,
+      predOriginal: f32(shape, r.predOriginalSample),
+      next,
       probes: p.probes,
     };
-    x = r.prevSample;
+    x = next;
   }
   return x;
 }

@@ -1,7 +1,6 @@
 /**
  * Sweep results as a labelled grid of thumbnails (a frame of each run, or any images): rows and columns are
- * the two swept settings. Frames can be read straight from run directories (`runFrame`, re-exported from
- * the run directory's module).
+ * the two swept settings (frames of run directories come from `runFrame` of the run directory's module).
  */
 import { drawFigure } from "./draw.ts";
 import { VizError, type VizFigure } from "./figure.ts";
@@ -67,6 +66,3 @@ export function describeGrid(spec: GridFigureSpec): FigureSpec {
 export async function gridFigure(spec: GridFigureSpec): Promise<VizFigure> {
   return await drawFigure(describeGrid(spec));
 }
-
-// Run directories are read by their owner module, which verifies every clip it hands out.
-export { readRunFrames, runFrame, type RunGeometry, runGeometry } from "../stages/generate/run_dir.ts";

@@ -28,8 +28,8 @@ export const LATENT_RGB_FACTORS: readonly (readonly [number, number, number])[] 
 export type DecodeFn = (latents: F32Tensor) => Promise<F32Tensor>;
 
 export interface StepsFigureOptions {
-  /** (1, 4, F, h, w): the shape of the steps' flat arrays. */
-  latentShape: readonly number[];
+  /** (1, 4, F, h, w): the shape the steps' tensors must have (default: their own). */
+  latentShape?: readonly number[];
   /** Frame of the clip shown (default 0). */
   frame?: number;
   /** Decodes the predicted x0; without it x0 is shown through LATENT_RGB_FACTORS. */
@@ -96,7 +96,7 @@ function std(a: Float32Array): number {
 /** The per-step figure of a clip's sampler steps, described. */
 export async function describeSteps(steps: SamplerStep[], o: StepsFigureOptions): Promise<FigureSpec> {
   if (steps.length === 0) throw new VizError("no steps to draw");
-  const shape = o.latentShape;
+  const shape = o.latentShape ?? steps[0].latents.shape;
   if (shape.length !== 5) throw new VizError(`latentShape must be (1, 4, F, h, w), got [${shape}]`);
   const [, C, F, h, w] = shape;
   const n = C * F * h * w;
@@ -105,7 +105,7 @@ export async function describeSteps(steps: SamplerStep[], o: StepsFigureOptions)
     throw new VizError(`frame ${frame} out of range (${F} frames)`);
   }
   for (const s of steps) {
-    if (s.latents.length !== n || s.cond.length !== n || s.next.length !== n) {
+    if (s.latents.data.length !== n || s.cond.data.length !== n || s.next.data.length !== n) {
       throw new VizError(`step ${s.index}: arrays do not match latentShape [${shape}]`);
     }
   }
@@ -114,8 +114,8 @@ export async function describeSteps(steps: SamplerStep[], o: StepsFigureOptions)
   const guided = steps.every((s) => s.uncond);
   const hw = h * w;
   const cols = await Promise.all(shown.map(async (s) => {
-    const lat = latentFrame(s.latents, shape, frame);
-    const x0 = latentFrame(s.predOriginal, shape, frame);
+    const lat = latentFrame(s.latents.data, shape, frame);
+    const x0 = latentFrame(s.predOriginal.data, shape, frame);
     let x0Image: RgbImage;
     if (o.decode) {
       const v = await o.decode(f32([1, C, 1, h, w], x0));
@@ -126,19 +126,25 @@ export async function describeSteps(steps: SamplerStep[], o: StepsFigureOptions)
       x0Image = latentPreview(x0, h, w);
     }
     const diff = s.uncond
-      ? channelReduce(latentFrame(s.cond, shape, frame), latentFrame(s.uncond, shape, frame), C, hw, "abs")
+      ? channelReduce(
+        latentFrame(s.cond.data, shape, frame),
+        latentFrame(s.uncond.data, shape, frame),
+        C,
+        hw,
+        "abs",
+      )
       : null;
-    const update = channelReduce(latentFrame(s.next, shape, frame), lat, C, hw, "l2");
+    const update = channelReduce(latentFrame(s.next.data, shape, frame), lat, C, hw, "l2");
     return { step: s, latents: latentPreview(lat, h, w), x0: x0Image, diff, update };
   }));
   const maxOf = (arrs: (Float32Array | null)[]) =>
     Math.max(1e-12, ...arrs.map((a) => (a ? Math.max(...a) : 0)));
   const diffMax = maxOf(cols.map((c) => c.diff)), updMax = maxOf(cols.map((c) => c.update));
   const curves = {
-    latentStd: steps.map((s) => std(s.latents)),
-    x0Std: steps.map((s) => std(s.predOriginal)),
-    condUncond: steps.map((s) => (s.uncond ? meanAbs(s.cond, s.uncond) : NaN)),
-    update: steps.map((s) => meanAbs(s.next, s.latents)),
+    latentStd: steps.map((s) => std(s.latents.data)),
+    x0Std: steps.map((s) => std(s.predOriginal.data)),
+    condUncond: steps.map((s) => (s.uncond ? meanAbs(s.cond.data, s.uncond.data) : NaN)),
+    update: steps.map((s) => meanAbs(s.next.data, s.latents.data)),
   };
   const rowNames = [
     "latents (RGB preview)",

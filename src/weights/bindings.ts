@@ -15,8 +15,7 @@ import { dirname } from "node:path";
 import { Session } from "../runtime/session.ts";
 import { oneLine } from "./errors.ts";
 import { WeightStore } from "./store.ts";
-import { readTinyConfigs } from "./tiny_configs.ts";
-import type { HalloConfigs } from "../stages/generate/models.ts";
+import type { HalloConfigs } from "../models/hallo_configs.ts";
 
 /** A checkpoint that one of the stages' graphs cannot be built from. */
 export interface BindingProblem {
@@ -40,27 +39,17 @@ function why(e: unknown): string {
 
 /**
  * Builds every graph of the networks stage (both UNets, face locator, both projections over `net`; VAE
- * encoder and decoder over its weights) with the sizes `animate` uses: `configs` when given (as the parity
- * runner passes them), else the folder's tiny.json when it has one, else upstream's inference.py values.
+ * encoder and decoder over its weights) with the sizes `animate` uses: `configs` when given (the parity
+ * runner's, or a tiny random set's tiny.json as the CLI reads it), else upstream's inference.py values.
  * `paths` are the manifest files by name, already checked readable.
  */
 export function networksBindings(
-  dir: string,
   paths: Readonly<Record<string, string>>,
   configs?: HalloConfigs,
 ): BindingProblem[] {
   const out: BindingProblem[] = [];
-  let cfgs: HalloConfigs;
-  try {
-    cfgs = configs ?? readTinyConfigs(dir) ?? {};
-  } catch (e) {
-    return [{ name: "net", problem: why(e) }];
-  }
-  const sizes = configs
-    ? "the sizes given"
-    : cfgs.unetKwargs
-    ? "the sizes in tiny.json"
-    : "the sizes upstream's inference.py hard-codes";
+  const cfgs: HalloConfigs = configs ?? {};
+  const sizes = configs ? "the sizes given" : "the sizes upstream's inference.py hard-codes";
   if (paths.net && paths.unet_config) {
     try {
       const store = WeightStore.open(paths.net);

@@ -1,25 +1,9 @@
-/**
- * What a checkpoint reader returns, and `openCheckpoint`, which picks the reader from the file's first bytes.
- */
+/** `openCheckpoint`, which picks the checkpoint reader from the file's first bytes. */
 import { CheckpointError } from "./errors.ts";
 import { readPth } from "./pth.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { type ByteSource, withFileSource } from "./source.ts";
-import type { TensorRef } from "./types.ts";
-
-/** The formats the readers understand. */
-export type CheckpointFormat = "safetensors" | "pth";
-
-/** The tensors of one checkpoint file, as zero-copy references into it. */
-export interface Checkpoint {
-  /** Absolute path of the file. */
-  readonly file: string;
-  readonly format: CheckpointFormat;
-  /** Tensors in file order (safetensors: by data offset; pth: state-dict order). */
-  readonly tensors: ReadonlyMap<string, TensorRef>;
-  /** safetensors `__metadata__` (empty for pth). */
-  readonly metadata: Readonly<Record<string, string>>;
-}
+import type { Checkpoint } from "./checkpoint_types.ts";
 
 // Zip local file header, or the end record of an empty archive.
 const ZIP_MAGICS = [[0x50, 0x4b, 0x03, 0x04], [0x50, 0x4b, 0x05, 0x06]];

@@ -5,7 +5,7 @@
 import { f32, type F32Tensor } from "../tensor.ts";
 import { CheckpointError } from "./errors.ts";
 import { type ByteSource, FileSource, withFileSource } from "./source.ts";
-import { DTYPE_BYTES, type StorageDType, type TensorRef } from "./types.ts";
+import { DTYPE_BYTES, type StorageDType, type TensorRef } from "../onnx/tensor_ref.ts";
 
 // TensorRefs are little-endian; reinterpreting the bytes as typed arrays is only right on a little-endian host.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -11,7 +11,7 @@ import { readTensorBytes, readTensorF32 } from "./convert.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { FileSource, withFileSource } from "./source.ts";
 import { cacheFolderFor } from "./cache_dirs.ts";
-import type { StorageDType, TensorRef } from "./types.ts";
+import type { StorageDType, TensorRef } from "../onnx/tensor_ref.ts";
 
 /** Bumped when the layout or the conversion of cache files changes. */
 export const FP16_CACHE_VERSION = "1";

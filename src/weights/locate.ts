@@ -4,7 +4,7 @@
  */
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MANIFEST, type Stage, type WeightsManifest } from "./manifest.ts";
+import { MANIFEST, type WeightsManifest, type WeightsStage } from "./manifest.ts";
 import { checkFile, type FileCheck } from "./verify.ts";
 
 /** Name of the environment variable that points at a `pretrained_models/` folder. */
@@ -37,10 +37,10 @@ export function resolveWeightsDir(flag?: string): string {
 
 /** A stage cannot run because weights it reads are missing or broken; the message says how to fetch them. */
 export class MissingWeightsError extends Error {
-  readonly stage: Stage;
+  readonly stage: WeightsStage;
   /** The failing files, each missing or invalid. */
   readonly files: readonly FileCheck[];
-  constructor(stage: Stage, dir: string, files: readonly FileCheck[]) {
+  constructor(stage: WeightsStage, dir: string, files: readonly FileCheck[]) {
     super(missingMessage(stage, dir, files));
     this.name = "MissingWeightsError";
     this.stage = stage;
@@ -54,7 +54,7 @@ export function downloadCommand(names: readonly string[], dir: string): string {
   return `deno task hallo weights download --only ${names.join(",")}${dirFlag}`;
 }
 
-function missingMessage(stage: Stage, dir: string, files: readonly FileCheck[]): string {
+function missingMessage(stage: WeightsStage, dir: string, files: readonly FileCheck[]): string {
   const what = files.map((c) => `${c.file.path} (${c.present ? `invalid: ${c.detail}` : "missing"})`).join(
     ", ",
   );
@@ -70,7 +70,7 @@ function missingMessage(stage: Stage, dir: string, files: readonly FileCheck[]):
  */
 export async function requireWeights(
   dir: string,
-  stage: Stage,
+  stage: WeightsStage,
   manifest: WeightsManifest = MANIFEST,
 ): Promise<Record<string, string>> {
   const paths: Record<string, string> = {};

@@ -5,10 +5,10 @@
 import manifestJson from "../../weights/manifest.json" with { type: "json" };
 
 /** The three stages that read weights. */
-export type Stage = "image" | "audio" | "networks";
+export type WeightsStage = "image" | "audio" | "networks";
 
 /** Every stage, in pipeline order. */
-export const STAGES: readonly Stage[] = ["image", "audio", "networks"];
+export const STAGES: readonly WeightsStage[] = ["image", "audio", "networks"];
 
 /** How a stage depends on a file: `unused` files are loaded upstream but never affect the output. */
 export type FileStatus = "required" | "optional" | "unused";
@@ -22,7 +22,7 @@ export interface WeightsFile {
   readonly name: string;
   /** Path relative to `pretrained_models/`, identical to the path in the hub repository. */
   readonly path: string;
-  readonly stage: Stage;
+  readonly stage: WeightsStage;
   readonly status: FileStatus;
   readonly format: WeightsFormat;
   /** What upstream does with the file. */
@@ -77,7 +77,7 @@ export const MANIFEST: WeightsManifest = parseManifest(manifestJson);
 
 /** Files of a stage with a given status (default: the required ones). */
 export function stageFiles(
-  stage: Stage,
+  stage: WeightsStage,
   statuses: readonly FileStatus[] = ["required"],
   manifest: WeightsManifest = MANIFEST,
 ): WeightsFile[] {
@@ -102,13 +102,13 @@ export function selectFiles(only: string, manifest: WeightsManifest = MANIFEST):
 }
 
 /** Parses a `--stages` value such as `image,audio`; throws a ManifestError on an unknown stage. */
-export function parseStages(value: string): Stage[] {
-  const out: Stage[] = [];
+export function parseStages(value: string): WeightsStage[] {
+  const out: WeightsStage[] = [];
   for (const s of value.split(",").map((x) => x.trim()).filter(Boolean)) {
     if (!(STAGES as readonly string[]).includes(s)) {
       throw new ManifestError(`unknown stage '${s}' (stages: ${STAGES.join(", ")})`);
     }
-    if (!out.includes(s as Stage)) out.push(s as Stage);
+    if (!out.includes(s as WeightsStage)) out.push(s as WeightsStage);
   }
   return out;
 }

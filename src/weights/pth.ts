@@ -2,10 +2,10 @@
  * PyTorch `torch.save` zip checkpoints: `<archive>/data.pkl` (the state dict, read with the restricted unpickler)
  * and one stored zip entry per storage, `<archive>/data/<key>`. Each tensor becomes a TensorRef into the zip.
  */
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./checkpoint_types.ts";
 import { CheckpointError } from "./errors.ts";
 import type { ByteSource } from "./source.ts";
-import { DTYPE_BYTES, type StorageDType, type TensorRef } from "./types.ts";
+import { DTYPE_BYTES, type StorageDType, type TensorRef } from "../onnx/tensor_ref.ts";
 import { type PickleGlobal, pickleGlobal, unpickle } from "./unpickle.ts";
 import { readZipDirectory, type ZipEntry } from "./zip.ts";
 

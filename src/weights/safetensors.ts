@@ -2,10 +2,10 @@
  * safetensors reader: 8-byte little-endian header length, a JSON header, then raw tensor bytes. Only the header is
  * read; every entry is validated (the limits follow the reference implementation) and becomes a TensorRef.
  */
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./checkpoint_types.ts";
 import { CheckpointError } from "./errors.ts";
 import type { ByteSource } from "./source.ts";
-import { DTYPE_BYTES, type StorageDType, type TensorRef } from "./types.ts";
+import { DTYPE_BYTES, type StorageDType, type TensorRef } from "../onnx/tensor_ref.ts";
 
 /** Largest header accepted, as in the reference implementation: a header is metadata, never bulk data. */
 export const MAX_HEADER_BYTES = 100_000_000;

@@ -3,7 +3,7 @@
  * 8 bytes (as the reference implementation pads it, so every tensor stays aligned), then the raw bytes of
  * each tensor in the order given. Files it writes read back with `readSafetensors`.
  */
-import { DTYPE_BYTES, type StorageDType } from "./types.ts";
+import { DTYPE_BYTES, type StorageDType } from "../onnx/tensor_ref.ts";
 
 /** One tensor to write: little-endian row-major bytes (or a typed array holding them). */
 export interface TensorToWrite {

@@ -3,10 +3,11 @@
  * added (open net.pth, view it with `denoising_unet.` stripped), and a record of which keys a graph builder
  * bound so that keys never used can be reported.
  */
-import { type Checkpoint, openCheckpoint } from "./checkpoint.ts";
+import { openCheckpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./checkpoint_types.ts";
 import { readTensorF32 } from "./convert.ts";
 import { CheckpointError } from "./errors.ts";
-import type { TensorRef } from "./types.ts";
+import type { TensorRef } from "../onnx/tensor_ref.ts";
 
 /** How keys of a checkpoint are mapped into a store. */
 export interface KeyMapping {

@@ -19,15 +19,15 @@ import { readTensorBytes } from "./convert.ts";
 import { CheckpointError, oneLine } from "./errors.ts";
 import { MAX_HEADER_BYTES } from "./safetensors.ts";
 import { withFileSource } from "./source.ts";
-import type { HalloConfigs } from "../stages/generate/models.ts";
-import { DTYPE_BYTES } from "./types.ts";
+import type { HalloConfigs } from "../models/hallo_configs.ts";
+import { DTYPE_BYTES } from "../onnx/tensor_ref.ts";
 import {
   MANIFEST,
-  type Stage,
   STAGES,
   type WeightsFile,
   type WeightsFormat,
   type WeightsManifest,
+  type WeightsStage,
 } from "./manifest.ts";
 
 /** A file that is not a valid instance of its expected format; the message is one line naming the file. */
@@ -514,7 +514,7 @@ export async function checkWeights(
     usable.filter((c) => c.file.format === "onnx").map((c) => [c.file.name, c.path]),
   );
   const problems = [
-    ...networksBindings(dir, valid, opts.configs),
+    ...networksBindings(valid, opts.configs),
     ...audioBindings(valid),
     ...await onnxSessions(onnx),
   ];
@@ -525,7 +525,7 @@ export async function checkWeights(
 }
 
 /** Stages whose required files are all present and valid. */
-export function enabledStages(checks: readonly FileCheck[]): Stage[] {
+export function enabledStages(checks: readonly FileCheck[]): WeightsStage[] {
   const stages = STAGES.filter((s) => checks.some((c) => c.file.stage === s));
   return stages.filter((s) =>
     checks.every((c) => c.file.stage !== s || c.file.status !== "required" || c.valid)
@@ -533,6 +533,6 @@ export function enabledStages(checks: readonly FileCheck[]): Stage[] {
 }
 
 /** Required files of `stages` that are missing or invalid. */
-export function missingFor(checks: readonly FileCheck[], stages: readonly Stage[]): FileCheck[] {
+export function missingFor(checks: readonly FileCheck[], stages: readonly WeightsStage[]): FileCheck[] {
   return checks.filter((c) => stages.includes(c.file.stage) && c.file.status === "required" && !c.valid);
 }

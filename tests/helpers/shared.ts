@@ -9,10 +9,11 @@ import { join } from "node:path";
 import { readCase, readIndex } from "../../src/parity/reference.ts";
 import type { CaseInput } from "../../src/parity/types.ts";
 import type { F32Tensor } from "../../src/tensor.ts";
-import { type Checkpoint, openCheckpoint } from "../../src/weights/checkpoint.ts";
+import type { Checkpoint } from "../../src/weights/checkpoint_types.ts";
+import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
-import type { TensorRef } from "../../src/weights/types.ts";
+import type { TensorRef } from "../../src/onnx/tensor_ref.ts";
 import { tempCopyOnce } from "./temp_copy.ts";
 
 /** The project root. */

@@ -77,10 +77,10 @@ export const pipelineCase: ParityCase = {
     };
     const models = await loadHalloModels(join(input.dir, "tiny_models"), {
       frames,
-      height: H / 8,
-      width: W / 8,
+      size: H,
       guidance: cfg > 1,
-    }, { configs });
+      configs,
+    });
     const t1 = performance.now();
     const build_s = Object.values(models.timings).reduce((a, t) => a + t.build_s, 0);
     const session_s = Object.values(models.timings).reduce((a, t) => a + t.session_s, 0);
@@ -109,9 +109,9 @@ export const pipelineCase: ParityCase = {
     let r = await it.next();
     while (!r.done) {
       const s = r.value;
-      const raw = s.uncond ? new Float32Array([...s.uncond, ...s.cond]) : s.cond;
+      const raw = s.uncond ? new Float32Array([...s.uncond.data, ...s.cond.data]) : s.cond.data;
       outputs[`noise_pred_per_step.${s.index}`] = raw;
-      outputs[`latents_after_step.${s.index}`] = s.next;
+      outputs[`latents_after_step.${s.index}`] = s.next.data;
       r = await it.next();
     }
     outputs.ref_unet_sample = r.value.refLatents;

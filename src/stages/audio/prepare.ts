@@ -14,7 +14,6 @@ import { join, resolve } from "node:path";
 import type { Device } from "../../runtime/device.ts";
 import type { F32Tensor } from "../../tensor.ts";
 import { downloadCommand, requireWeights, resolveWeightsDir } from "../../weights/locate.ts";
-import type { AudioConditioning } from "../generate/animate.ts";
 import { loadWav2Vec, wav2vecFeatures } from "../networks/wav2vec.ts";
 import { AudioDecodeError, decodeAudio } from "./decode.ts";
 import { type MdxParams, SeparationError, SilentAudioError } from "./mdx.ts";
@@ -54,8 +53,16 @@ export interface PrepareAudioOptions {
   onProgress?: (step: "separate", done: number, total: number) => void;
 }
 
+/** What the clip loop reads of the driving audio. */
+export interface AudioWindows {
+  /** (L, 5, layers, dim) per-frame windows of wav2vec2 features, L padded to a multiple of the clip length. */
+  windows: F32Tensor;
+  /** Frames of the output video (upstream's `audio_length`). */
+  audioLength: number;
+}
+
 /** The audio conditioning and what it took to make it. */
-export interface PreparedAudio extends AudioConditioning {
+export interface PreparedAudio extends AudioWindows {
   /** wav2vec2 hidden states 1..n: (L, layers, dim), L = seqLen. */
   embedding: F32Tensor;
   /** (L, 5, layers, dim): frames i−2..i+2 of `embedding`, clamped. */
@@ -142,6 +149,12 @@ async function separateToFiles(
  * Turns a driving audio (any file ffmpeg reads, or the audio track of a video) into Hallo's audio conditioning.
  * Throws AudioDecodeError (not audio, empty, no audio track), MissingWeightsError (no wav2vec2), SeparationError,
  * Wav2VecError, FfmpegError: each one line naming the file and the problem.
+ *
+ * @example
+ * ```ts ignore
+ * const audio = await prepareAudio("speech.wav", { weightsDir: "weights/pretrained_models" });
+ * console.log(audio.audioLength, audio.windows.shape); // frames at 25 fps, (L, 5, layers, dim)
+ * ```
  */
 export async function prepareAudio(path: string, options: PrepareAudioOptions = {}): Promise<PreparedAudio> {
   const t0 = performance.now();

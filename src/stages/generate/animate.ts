@@ -1,41 +1,21 @@
 /**
- * The clip loop of upstream's `scripts/inference.py` (spec 6.1), with a run directory (run_dir.ts) that
- * makes long runs safe: each finished clip is recorded (its frames and the motion frames the next clip needs)
- * before the next starts, so a killed run loses at most the clip in progress, and a resumed run continues
- * bit-identically.
+ * The clip loop of upstream's `scripts/inference.py` (spec 6.1), with a run directory that makes long runs
+ * safe: each finished clip is written (its frames and the motion frames the next clip needs) before the next
+ * starts, so a killed run loses at most the clip in progress, and `resume` continues bit-identically.
  */
-import { manualSeed } from "../../sampling/noise.ts";
 import { makeDdimSchedule } from "../../sampling/ddim.ts";
-import type { SamplerStep } from "../../sampling/sampler.ts";
-import { f32, type F32Tensor } from "../../tensor.ts";
-import { projectAudio } from "../networks/projections.ts";
+import type { EventPlace, OnEvent } from "../../sampling/events.ts";
+import { manualSeed } from "../../sampling/noise.ts";
+import type { AudioWindows } from "../audio/prepare.ts";
+import type { ImageConditioning } from "../image/prepare.ts";
 import { videoFrame, videoToFrames } from "../video/frames.ts";
-import type { HalloModels } from "./models.ts";
-import { type ClipInputs, runClip } from "./pipeline.ts";
 import type { BankCache } from "./bank_cache.ts";
+import { clipInputs, clipMasks, firstMotionFrames } from "./conditioning.ts";
+import { GenerationError } from "./errors.ts";
+import type { HalloModels } from "./models.ts";
+import { initialNoise, latentShape } from "./noise.ts";
+import { runClip } from "./pipeline.ts";
 import { identityDifference, type RunDir, RunDirError } from "./run_dir.ts";
-
-/** The reference image's conditioning, as the image stage returns it. */
-export interface ImageConditioning {
-  /** (3, H, W) in [-1, 1]. */
-  pixels: F32Tensor;
-  /** (3, H, W) in [0, 1]. */
-  faceRegion: F32Tensor;
-  /** (1, 512) raw ArcFace embedding. */
-  faceEmb: F32Tensor;
-  /** Mask pyramids, level 0..3, each (1, h*w) in [0, 1]. */
-  fullMask: F32Tensor[];
-  faceMask: F32Tensor[];
-  lipMask: F32Tensor[];
-}
-
-/** The driving audio's conditioning, as the audio stage returns it. */
-export interface AudioConditioning {
-  /** (L, 5, layers, dim) per-frame windows of wav2vec2 features, L padded to a multiple of the clip length. */
-  windows: F32Tensor;
-  /** Frames of the output video (upstream's `audio_length`). */
-  audioLength: number;
-}
 
 export interface AnimateOptions {
   steps: number;
@@ -57,8 +37,10 @@ export interface AnimateOptions {
    * Default: off.
    */
   bankCache?: BankCache;
-  onStep?: (clip: number, clips: number, s: SamplerStep) => void;
-  onClip?: (clip: number, clips: number, seconds: number) => void;
+  /** Progress and inspection: a `step` event per sampler step and a `clip` event per finished clip. */
+  onEvent?: OnEvent;
+  /** Where this video sits in a larger job (a sweep's run), added to every event. */
+  place?: EventPlace;
 }
 
 /** What `animate` leaves behind. */
@@ -76,72 +58,31 @@ export interface AnimateResult {
   referenceCachedClips: number;
 }
 
-/** (1, L, ...) slice of frames [start, start+n) of a (L, ...) tensor. */
-function sliceFrames(t: F32Tensor, start: number, n: number): F32Tensor {
-  const per = t.data.length / t.shape[0];
-  return f32([1, n, ...t.shape.slice(1)], t.data.slice(start * per, (start + n) * per));
-}
-
-/** A pyramid level (1, hw) repeated over `frames` rows: upstream's `mask.repeat(16, 1)`. */
-function repeatRows(t: F32Tensor, frames: number): F32Tensor {
-  const hw = t.data.length;
-  const out = new Float32Array(frames * hw);
-  for (let i = 0; i < frames; i++) out.set(t.data, i * hw);
-  return f32([frames, hw], out);
-}
-
-/** The masks of a clip: every pyramid level repeated over the clip's frames. */
-export function clipMasks(image: ImageConditioning, frames: number): ClipInputs["masks"] {
-  const pyr = (p: F32Tensor[]) => p.map((t) => repeatRows(t, frames));
-  return { full: pyr(image.fullMask), face: pyr(image.faceMask), lip: pyr(image.lipMask) };
-}
-
-/**
- * What clip `t` is conditioned on, as inference.py builds it: `[pixels, M1, M2]` where the motion frames are
- * the reference image itself for clip 0 and, later, the previous clip's last decoded frames (float in
- * [0, 1], mapped to [-1, 1]); the clip's audio windows through AudioProjModel.
- */
-export async function clipInputs(
-  m: HalloModels,
-  image: ImageConditioning,
-  audio: AudioConditioning,
-  t: number,
-  motion: readonly Float32Array[],
-  masks: ClipInputs["masks"] = clipMasks(image, m.geometry.frames),
-): Promise<ClipInputs> {
-  const F = m.geometry.frames;
-  const [, H, W] = image.pixels.shape;
-  const px = image.pixels.data;
-  const ref = new Float32Array((1 + motion.length) * px.length);
-  ref.set(px, 0);
-  motion.forEach((fr, i) =>
-    ref.set(t === 0 ? fr : fr.map((v) => Math.fround(v * 2 - 1)), (1 + i) * px.length)
-  );
-  return {
-    refImages: f32([1 + motion.length, 3, H, W], ref),
-    faceEmb: image.faceEmb,
-    audioTokens: await projectAudio(m.audioProj, sliceFrames(audio.windows, t * F, F)),
-    faceRegion: f32([1, 3, H, W], image.faceRegion.data),
-    masks,
-  };
-}
-
 /**
  * Generates every clip into the run directory `o.run`. The first clip's motion frames are the reference image itself;
  * later clips use the last decoded frames of the previous clip (float, not quantised). The reference UNet
  * reruns every clip, and the noise comes from one generator seeded once, consumed clip after clip.
+ *
+ * @example
+ * ```ts ignore
+ * const res = await animate(models, image, audio, {
+ *   steps: 40, cfg: 3.5, motionScale: [1, 1, 1], seed: 42, run: await RunDir.open("out.run", { identity }),
+ *   onEvent: (e) => e.kind === "clip" && console.log(`clip ${e.clip!.index + 1}/${e.clip!.count}`),
+ * });
+ * for await (const frame of readRunFrames(res.runDir)) void frame; // RGB24 frames of the video
+ * ```
  */
 export async function animate(
   m: HalloModels,
   image: ImageConditioning,
-  audio: AudioConditioning,
+  audio: AudioWindows,
   o: AnimateOptions,
 ): Promise<AnimateResult> {
   const F = m.geometry.frames;
   const M = m.configs.nMotionFrames ?? 2;
   const L = audio.windows.shape[0];
   if (L % F !== 0) {
-    throw new Error(`audio windows (${L}) are not padded to a multiple of the clip length ${F}`);
+    throw new GenerationError(`audio windows (${L}) are not padded to a multiple of the clip length ${F}`);
   }
   const clips = L / F;
   const [, H, W] = image.pixels.shape;
@@ -163,7 +104,7 @@ export async function animate(
     { clips, audioLength: audio.audioLength, width: W, height: H, framesPerClip: F, motionFrames: M },
     o.record,
   );
-  let motion: Float32Array[] = Array.from({ length: M }, () => image.pixels.data);
+  let motion: Float32Array[] = firstMotionFrames(image, M);
   if (start > 0) {
     const all = await run.readMotion(start - 1);
     const per = 3 * H * W;
@@ -171,9 +112,9 @@ export async function animate(
   }
 
   const generator = manualSeed(o.seed);
-  const latentShape = [1, 4, F, m.geometry.height, m.geometry.width];
+  const shape = latentShape(m);
   // Clips already on disk consumed their noise: draw and drop it so the stream lines up.
-  for (let i = 0; i < start; i++) generator.randn(latentShape, "float16");
+  for (let i = 0; i < start; i++) initialNoise(generator, shape);
   const schedule = makeDdimSchedule();
   const masks = clipMasks(image, F);
   const end = o.maxClips !== undefined ? Math.min(clips, start + o.maxClips) : clips;
@@ -187,7 +128,8 @@ export async function animate(
       generator,
       schedule,
       bankCache: t === 0 ? o.bankCache : undefined,
-      onStep: (s) => o.onStep?.(t, clips, s),
+      onEvent: o.onEvent && ((e) => o.onEvent!({ ...o.place, ...e })),
+      clip: { index: t, count: clips },
     });
     if (latents.bankCached) referenceCachedClips++;
     motion = Array.from({ length: M }, (_, i) => videoFrame(video, F - M + i));
@@ -198,7 +140,13 @@ export async function animate(
     motion.forEach((fr, i) => mot.set(fr, i * fr.length));
     const seconds = (performance.now() - t0) / 1000;
     await run.writeClip(t, all, mot, seconds);
-    o.onClip?.(t, clips, seconds);
+    o.onEvent?.({
+      ...o.place,
+      kind: "clip",
+      clip: { index: t, count: clips },
+      seconds,
+      bankCached: latents.bankCached,
+    });
   }
   const complete = end === clips;
   if (complete) await run.complete();

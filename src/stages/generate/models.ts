@@ -5,14 +5,11 @@
  * random set) supplies them itself.
  */
 import { join } from "node:path";
-import type { AudioProjConfig } from "../../models/audio_proj.ts";
-import type { FaceLocatorConfig } from "../../models/face_locator.ts";
-import type { ImageProjConfig } from "../../models/image_proj.ts";
-import type { HalloUNetKwargs } from "../../models/unet_config.ts";
+import type { HalloConfigs } from "../../models/hallo_configs.ts";
 import type { Device } from "../../runtime/device.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
-import { readTinyConfigs } from "../../weights/tiny_configs.ts";
+import { readTinyConfigs } from "../../tiny/configs.ts";
 import { type FaceLocatorModel, loadFaceLocator } from "../networks/face_locator.ts";
 import {
   type AudioProjModel,
@@ -28,17 +25,19 @@ import {
   type ReferenceUNet,
 } from "../networks/unets.ts";
 import { loadVae, type VaeModel } from "../networks/vae.ts";
+import { GenerationError } from "./errors.ts";
 
-/** Overrides of the sizes upstream hard-codes (tiny test models). */
-export interface HalloConfigs {
-  imageProj?: ImageProjConfig;
-  audioProj?: AudioProjConfig;
-  faceLocator?: FaceLocatorConfig;
-  unetKwargs?: HalloUNetKwargs;
-  nMotionFrames?: number;
-}
-
+/** How the networks are loaded: the clip geometry they are built for, where they run, their precision. */
 export interface ModelOptions {
+  /** Video size in pixels (square, a multiple of 64; upstream: 512); the latents are size / 8. */
+  size?: number;
+  /** Frames per clip (upstream's `n_sample_frames`: 16). */
+  frames?: number;
+  /**
+   * Classifier-free guidance (cfg > 1, the default): the UNets run the [uncond, cond] batch. Without it they
+   * run the conditional branch alone (cfg <= 1).
+   */
+  guidance?: boolean;
   device?: Device;
   threads?: number;
   mmapWeights?: boolean;
@@ -57,6 +56,7 @@ export interface ClipGeometry {
   guidance: boolean;
 }
 
+/** The loaded networks of one clip geometry, reused across clips and videos. */
 export interface HalloModels {
   weightsDir: string;
   geometry: ClipGeometry;
@@ -72,12 +72,35 @@ export interface HalloModels {
   release(): Promise<void>;
 }
 
-/** Loads every generation network for `geometry` (sizes in latent pixels). */
-export async function loadHalloModels(
-  weightsDir: string,
-  geometry: ClipGeometry,
-  o: ModelOptions = {},
-): Promise<HalloModels> {
+/** The clip geometry of `o`: upstream's 16 frames of 512x512 pixels, with guidance, unless told otherwise. */
+export function clipGeometry(o: Pick<ModelOptions, "size" | "frames" | "guidance"> = {}): ClipGeometry {
+  const size = o.size ?? 512;
+  const frames = o.frames ?? 16;
+  if (!Number.isInteger(size) || size <= 0 || size % 64 !== 0) {
+    throw new GenerationError(`size ${size} is not a positive multiple of 64`);
+  }
+  if (!Number.isInteger(frames) || frames <= 0) {
+    throw new GenerationError(`frames ${frames} is not a positive integer`);
+  }
+  return { frames, height: size / 8, width: size / 8, guidance: o.guidance ?? true };
+}
+
+/**
+ * Loads every generation network from a `pretrained_models/` folder (the one loader; a tiny random set supplies
+ * its own sizes through its tiny.json).
+ *
+ * @example
+ * ```ts ignore
+ * const models = await loadHalloModels("weights/pretrained_models", { size: 512, guidance: true });
+ * try {
+ *   console.log(models.geometry); // { frames: 16, height: 64, width: 64, guidance: true }
+ * } finally {
+ *   await models.release();
+ * }
+ * ```
+ */
+export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}): Promise<HalloModels> {
+  const geometry = clipGeometry(o);
   // A tiny random set records the sizes upstream hard-codes; real weights have no tiny.json.
   const cfgs = o.configs ?? readTinyConfigs(weightsDir) ?? {};
   // Every network but wav2vec2 (fp32 upstream too) in the requested precision.

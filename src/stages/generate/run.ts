@@ -8,9 +8,9 @@ import { prepareAudio, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage } from "../image/prepare.ts";
 import { writeMp4 } from "../video/mp4.ts";
 import { animate, type AnimateResult } from "./animate.ts";
-import { type HalloModels, loadHalloModels } from "./models.ts";
+import type { HalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
-import type { SamplerStep } from "../../sampling/sampler.ts";
+import type { EventPlace, OnEvent } from "../../sampling/events.ts";
 import type { Device } from "../../runtime/device.ts";
 import {
   checkRunPaths,
@@ -53,6 +53,8 @@ export interface PrepareOptions {
   allowMissingFaceModels?: boolean;
   /** Where intermediate files go (vocals). */
   cacheDir?: string;
+  /** Frames per clip the audio is padded to (upstream: 16). */
+  clipLength?: number;
 }
 
 /** Both inputs prepared, with their file hashes and timings. */
@@ -94,6 +96,7 @@ export async function prepareInputs(
     device: o.device,
     threads: o.threads,
     cacheDir: o.cacheDir,
+    clipLength: o.clipLength,
   });
   const t2 = performance.now();
   return {
@@ -106,16 +109,6 @@ export async function prepareInputs(
     timings: { prepare_image_s: (t1 - t0) / 1000, prepare_audio_s: (t2 - t1) / 1000 },
     warnings: [...img.warnings, ...aud.warnings],
   };
-}
-
-/** Loads the networks for 16-frame clips of `size` pixels (upstream: 512), with or without guidance. */
-export function loadModelsFor(
-  weightsDir: string,
-  cfg: number,
-  o: { device?: Device; threads?: number; dtype?: "float32" | "float16"; size?: number } = {},
-): Promise<HalloModels> {
-  const latent = (o.size ?? 512) / 8;
-  return loadHalloModels(weightsDir, { frames: 16, height: latent, width: latent, guidance: cfg > 1 }, o);
 }
 
 export interface RenderOptions {
@@ -135,8 +128,10 @@ export interface RenderOptions {
   bankCache?: BankCache;
   /** Extra fields for the run record. */
   record?: Record<string, unknown>;
-  onStep?: (clip: number, clips: number, s: SamplerStep) => void;
-  onClip?: (clip: number, clips: number, seconds: number) => void;
+  /** Progress and inspection events (see `AnimateOptions.onEvent`). */
+  onEvent?: OnEvent;
+  /** Where this video sits in a larger job (a sweep's run), added to every event. */
+  place?: EventPlace;
 }
 
 export interface RenderResult extends AnimateResult {
@@ -166,7 +161,17 @@ export function renderIdentity(
   );
 }
 
-/** Generates one video with `settings` from prepared inputs and loaded networks. */
+/**
+ * Generates one video with `settings` from prepared inputs and loaded networks: the clips into the run
+ * directory, then the mp4 with the original audio.
+ *
+ * @example
+ * ```ts ignore
+ * const prepared = await prepareInputs("face.jpg", "speech.wav", { weightsDir });
+ * const res = await renderVideo(models, prepared, DEFAULT_SETTINGS, { out: "out.mp4" });
+ * console.log(res.out, res.frames, res.runDir);
+ * ```
+ */
 export async function renderVideo(
   m: HalloModels,
   p: PreparedInputs,
@@ -208,8 +213,8 @@ async function renderInto(
     run,
     maxClips: o.maxClips,
     bankCache: o.bankCache,
-    onStep: o.onStep,
-    onClip: o.onClip,
+    onEvent: o.onEvent,
+    place: o.place,
     record: {
       ...o.record,
       settings: s,

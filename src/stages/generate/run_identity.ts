@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { MANIFEST } from "../../weights/manifest.ts";
 import { NET_CHECKPOINTS } from "../../weights/locate.ts";
-import { TINY_JSON } from "../../weights/tiny_configs.ts";
+import { TINY_JSON } from "../../tiny/configs.ts";
+import { InputFileError } from "./errors.ts";
 
 /** Bumped whenever the meaning of a run directory's files changes (2: identity, clip checksums, lock). */
 export const RUN_FORMAT = 2;
@@ -60,12 +61,12 @@ export async function fileSha256(path: string): Promise<string> {
   try {
     f = await Deno.open(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
+    throw new InputFileError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
   try {
     for await (const chunk of f.readable) h.update(chunk);
   } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
+    throw new InputFileError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
   return h.digest("hex");
 }

@@ -10,17 +10,19 @@
  *
  * Each run's run.json records what it shared (`prepare_shared`, `models_shared`,
  * `reference_unet_cached_clips` in its timings, with zero seconds for shared work). Then a labelled grid
- * video, per-run motion energies in the lip/face/background masks, sweep.json and an HTML report.
+ * video, per-run motion energies in the lip/face/background masks and sweep.json (the HTML report is
+ * src/report/sweep.ts, a view over sweep.json).
  */
 import { join, resolve } from "node:path";
-import type { SamplerStep } from "../../sampling/sampler.ts";
-import { maskWeights, MotionEnergy, type RegionEnergy } from "../video/motion_energy.ts";
+import type { OnEvent } from "../../sampling/events.ts";
+import { maskWeights, MotionEnergyMeter, type RegionEnergy } from "../video/motion_energy.ts";
 import { type GridLayout, writeGridVideo } from "../video/grid.ts";
 import { BankCache } from "./bank_cache.ts";
+import { SweepAxisError } from "./errors.ts";
+import { Hallo } from "./hallo.ts";
 import { checkRunPaths, readRunFrames, RunDir } from "./run_dir.ts";
 import type { HalloModels } from "./models.ts";
 import {
-  loadModelsFor,
   type PreparedInputs,
   prepareInputs,
   type PrepareOptions,
@@ -29,7 +31,6 @@ import {
   type RenderSettings,
   renderVideo,
 } from "./run.ts";
-import { writeSweepReport } from "./sweep_report.ts";
 
 /** The values swept on each axis (one value = that knob held fixed). */
 export interface SweepAxes {
@@ -41,7 +42,7 @@ export interface SweepAxes {
 
 /** What the sweep prepares once (PrepareOptions) and what every run shares. */
 export interface SweepOptions extends PrepareOptions {
-  /** Output folder: `<label>.mp4`, `<label>.run/`, grid.mp4, sweep.json, report.html. */
+  /** Output folder: `<label>.mp4`, `<label>.run/`, grid.mp4, sweep.json. */
   outDir: string;
   steps: number;
   seed: number;
@@ -49,11 +50,11 @@ export interface SweepOptions extends PrepareOptions {
   gridMaxWidth?: number;
   /** Extra fields for every run.json and sweep.json (the command line, ...). */
   record?: Record<string, unknown>;
-  onStep?: (run: number, runs: number, label: string, clip: number, clips: number, s: SamplerStep) => void;
-  /** Phases, one line each (preparing, loading, writing the grid). */
-  onPhase?: (message: string) => void;
-  /** Called once the inputs are prepared (their warnings). */
-  onPrepared?: (p: PreparedInputs) => void;
+  /**
+   * Progress: `phase` (preparing, loading, writing the grid), `prepared` (the inputs' warnings), `run` as each
+   * setting starts, and each run's `step` and `clip` events, all with the run's place.
+   */
+  onEvent?: OnEvent;
 }
 
 /** Work a run did not do itself. */
@@ -96,7 +97,8 @@ export interface SweepSummary {
   axes: SweepAxes;
   runs: SweepRun[];
   grid: { file: string; frames: number } & GridLayout;
-  report: string;
+  /** The HTML report beside it, once `writeSweepReport` has written it. */
+  report?: string;
   /** Sweep-wide seconds: preparation, model loading per mode, generation, grid, total. */
   timings: Record<string, number>;
   warnings: string[];
@@ -113,9 +115,9 @@ export function sweepLabel(
 /** Every setting of the grid, cfg slowest, lip fastest. Duplicate values on an axis are an error. */
 export function sweepSettings(axes: SweepAxes, base: { steps: number; seed: number }): RenderSettings[] {
   for (const [k, v] of Object.entries(axes) as [keyof SweepAxes, number[]][]) {
-    if (v.length === 0) throw new RangeError(`sweep axis ${k} has no values`);
+    if (v.length === 0) throw new SweepAxisError(`sweep axis ${k} has no values`);
     const dup = v.find((x, i) => v.indexOf(x) !== i);
-    if (dup !== undefined) throw new RangeError(`sweep axis ${k} lists ${dup} twice`);
+    if (dup !== undefined) throw new SweepAxisError(`sweep axis ${k} lists ${dup} twice`);
   }
   const out: RenderSettings[] = [];
   for (const cfg of axes.cfg) {
@@ -132,7 +134,16 @@ export function sweepSettings(axes: SweepAxes, base: { steps: number; seed: numb
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
-/** Runs the whole sweep into `o.outDir` and returns what sweep.json holds. */
+/**
+ * Runs the whole sweep into `o.outDir` and returns what sweep.json holds.
+ *
+ * @example
+ * ```ts ignore
+ * const axes = { cfg: [1, 3.5], poseWeight: [1], faceWeight: [1], lipWeight: [0.5, 1.5] };
+ * const sweep = await runSweep("face.jpg", "speech.wav", axes, { outDir: "sweep", weightsDir, steps: 40, seed: 42 });
+ * await writeSweepReport("sweep", sweep); // report.html beside sweep.json
+ * ```
+ */
 export async function runSweep(
   image: string,
   audio: string,
@@ -158,9 +169,9 @@ export async function runSweep(
   await Deno.mkdir(outDir, { recursive: true });
   const size = o.size ?? 512;
 
-  o.onPhase?.(`preparing ${image} and ${audio} ...`);
+  o.onEvent?.({ kind: "phase", message: `preparing ${image} and ${audio} ...` });
   const prepared = await prepareInputs(image, audio, { ...o, size });
-  o.onPrepared?.(prepared);
+  o.onEvent?.({ kind: "prepared", warnings: prepared.warnings, timings: prepared.timings });
   const sharedPrep: PreparedInputs = {
     ...prepared,
     timings: Object.fromEntries(Object.keys(prepared.timings).map((k) => [k, 0])),
@@ -174,7 +185,7 @@ export async function runSweep(
   const results: { res: RenderResult; shared: SharedWork; timings: Record<string, number | boolean> }[] =
     new Array(settings.length);
   const timings: Record<string, number> = { ...prepared.timings };
-  let models: HalloModels | undefined;
+  let hallo: Hallo | undefined;
   let cache: BankCache | undefined;
   let generate = 0;
   let first = true;
@@ -183,23 +194,34 @@ export async function runSweep(
       const { s, i } = order[k];
       const guided = s.cfg > 1;
       let freshModels = false;
-      if (!models || models.geometry.guidance !== guided) {
-        await models?.release();
-        models = undefined;
-        o.onPhase?.(`loading the ${guided ? "guidance" : "no-guidance"} networks from ${o.weightsDir} ...`);
+      if (!hallo || hallo.models.geometry.guidance !== guided) {
+        await hallo?.release();
+        hallo = undefined;
+        o.onEvent?.({
+          kind: "phase",
+          message: `loading the ${guided ? "guidance" : "no-guidance"} networks from ${o.weightsDir} ...`,
+        });
         const t0 = performance.now();
-        models = await loadModelsFor(o.weightsDir, s.cfg, { device: o.device, threads: o.threads, size });
+        hallo = await Hallo.load(o.weightsDir, {
+          guidance: guided,
+          device: o.device,
+          threads: o.threads,
+          size,
+        });
         timings[`load_models_${guided ? "guidance" : "no_guidance"}_s`] = seconds(t0);
         cache = new BankCache(1);
         freshModels = true;
       }
       const label = sweepLabel(s);
+      const models = hallo.models;
       const m: HalloModels = freshModels ? models : {
         ...models,
         timings: Object.fromEntries(
           Object.keys(models.timings).map((n) => [n, { build_s: 0, session_s: 0 }]),
         ),
       };
+      const place = { run: { index: k, count: settings.length, label } };
+      o.onEvent?.({ kind: "run", ...place });
       const t0 = performance.now();
       const p = first ? prepared : sharedPrep;
       const run = await RunDir.open(join(outDir, `${label}.run`), { identity: renderIdentity(m, p, s) });
@@ -210,7 +232,8 @@ export async function runSweep(
           run,
           bankCache: cache,
           record: { ...o.record, sweep: { dir: outDir, index: i, label, runs: settings.length } },
-          onStep: (clip, clips, st) => o.onStep?.(k, settings.length, label, clip, clips, st),
+          onEvent: o.onEvent,
+          place,
         });
         generate += seconds(t0);
         const shared: SharedWork = {
@@ -226,11 +249,11 @@ export async function runSweep(
       first = false;
     }
   } finally {
-    await models?.release();
+    await hallo?.release();
   }
   timings.generate_s = generate;
 
-  o.onPhase?.(`writing the grid video and measures ...`);
+  o.onEvent?.({ kind: "phase", message: `writing the grid video and measures ...` });
   const t0 = performance.now();
   const { width, height, frames } = results[0].res;
   const masks = prepared.image.masks;
@@ -239,7 +262,7 @@ export async function runSweep(
     face: maskWeights(masks.sepFace, width, height),
     background: maskWeights(masks.sepBackground, width, height),
   };
-  const energies = results.map(() => new MotionEnergy(regions));
+  const energies = results.map(() => new MotionEnergyMeter(regions));
   const grid = await writeGridVideo(
     results.map((r) => readRunFrames(r.res.runDir)),
     settings.map((s) => [`cfg ${s.cfg}  pose ${s.poseWeight}`, `face ${s.faceWeight}  lip ${s.lipWeight}`]),
@@ -282,13 +305,9 @@ export async function runSweep(
     axes,
     runs,
     grid: { file: "grid.mp4", frames: grid.frames, ...grid.layout },
-    report: "report.html",
     timings,
     warnings: prepared.warnings,
   };
-  const t1 = performance.now();
-  await writeSweepReport(join(outDir, summary.report), summary);
-  timings.report_s = seconds(t1);
   timings.total_s = seconds(tStart);
   await Deno.writeTextFile(join(outDir, "sweep.json"), JSON.stringify(summary, null, 2));
   return summary;

@@ -1,5 +1,6 @@
 /** The weights check a whole run does before any heavy work. */
 import { join } from "node:path";
+import { TinyWeightsError } from "../../tiny/configs.ts";
 import { requireWeights, resolveNetCheckpoint } from "../../weights/locate.ts";
 
 /**
@@ -16,7 +17,7 @@ export async function checkWeightsFor(
       try {
         await Deno.stat(join(weightsDir, f));
       } catch {
-        throw new Error(
+        throw new TinyWeightsError(
           `tiny weight set ${weightsDir} is incomplete: ${f} is missing (delete the folder to regenerate it)`,
         );
       }

@@ -6,7 +6,7 @@
  * chosen the way `ArcFaceONNX.__init__` chooses it (an MXNet export, recognised by `Sub`/`_minus` and
  * `Mul`/`_mul` among its first 8 node names, takes raw pixels; any other model (px - 127.5) / 127.5).
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { Session } from "../../runtime/session.ts";
 import type { Device } from "../../runtime/device.ts";
 import { MANIFEST, type WeightsManifest } from "../../weights/manifest.ts";
@@ -227,12 +227,6 @@ export async function loadRecognizer(path: string, o: FaceModelOptions = {}): Pr
     return await fail(`cannot read node names: ${message(e)}`);
   }
   return { ...model, embed: arcfaceNormalisation(names) };
-}
-
-/** Absolute paths of the detector and recognizer in a `pretrained_models/` folder. */
-export function faceModelPaths(weightsDir: string): { detector: string; recognizer: string } {
-  const dir = resolve(weightsDir);
-  return { detector: join(dir, DETECTOR_FILE), recognizer: join(dir, RECOGNIZER_FILE) };
 }
 
 /** The manifest restricted to the two insightface files (the FaceLandmarker has a bundled fallback). */

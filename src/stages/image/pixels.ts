@@ -35,8 +35,3 @@ export function pixelTensor(rgb: U8Image, size: number = IMG_SIZE): F32Tensor {
   }
   return toChw(pilResizeBilinear(rgb, size, size), NORMALIZED);
 }
-
-/** `ToTensor` alone (/255, no normalisation), CHW with the image's own channel count. */
-export function toTensor(img: U8Image): F32Tensor {
-  return toChw(img, TO_TENSOR);
-}

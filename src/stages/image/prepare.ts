@@ -15,9 +15,8 @@
  *   so); the landmarks are mapped back to the original pixels.
  */
 import sharp from "sharp";
-import type { ImageConditioning } from "../generate/animate.ts";
 import type { Device } from "../../runtime/device.ts";
-import { f32 } from "../../tensor.ts";
+import { f32, type F32Tensor } from "../../tensor.ts";
 import { MissingWeightsError, resolveWeightsDir } from "../../weights/locate.ts";
 import { EMBEDDING_DIM } from "./arcface.ts";
 import { ImageError } from "./errors.ts";
@@ -105,6 +104,20 @@ export type PreparedMasks = Pick<
   MaskSet,
   "faceBox" | "lipBox" | "faceMask" | "lipMask" | "faceMaskBlur" | "sepLip" | "sepBackground" | "sepFace"
 >;
+
+/** The reference image's conditioning, the tensors the networks read of it. */
+export interface ImageConditioning {
+  /** (3, H, W) in [-1, 1]. */
+  pixels: F32Tensor;
+  /** (3, H, W) in [0, 1]. */
+  faceRegion: F32Tensor;
+  /** (1, 512) raw ArcFace embedding. */
+  faceEmb: F32Tensor;
+  /** Mask pyramids, level 0..3, each (1, h*w) in [0, 1]. */
+  fullMask: F32Tensor[];
+  faceMask: F32Tensor[];
+  lipMask: F32Tensor[];
+}
 
 /** Everything the image stage hands on; the tensors are what the networks read (ImageConditioning). */
 export interface PreparedImage extends ImageConditioning {
@@ -224,6 +237,12 @@ function inside(x: number, y: number, b: Box): boolean {
  * conditioning tensors with everything that went into them. Throws ImageError (bad file, odd landmarks),
  * NoFaceError (MediaPipe found no face) or MissingWeightsError (detector/recognizer files missing and not
  * allowed to be).
+ *
+ * @example
+ * ```ts ignore
+ * const image = await prepareImage("face.jpg", { weightsDir: "weights/pretrained_models", size: 512 });
+ * console.log(image.landmarks.length, image.faceEmb.shape, image.lipMask.map((t) => t.shape));
+ * ```
  */
 export async function prepareImage(path: string, options: PrepareImageOptions = {}): Promise<PreparedImage> {
   const tStart = performance.now();

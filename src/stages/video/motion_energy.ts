@@ -35,7 +35,7 @@ export function maskWeights(mask: U8Image, width: number, height: number): MaskW
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** Accumulates the motion energy of a stream of packed RGB frames in several regions at once. */
-export class MotionEnergy {
+export class MotionEnergyMeter {
   private prev?: Uint8Array;
   private readonly series: Record<string, number[]>;
 

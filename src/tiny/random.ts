@@ -10,7 +10,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeSafetensors } from "./safetensors_write.ts";
+import { writeSafetensors } from "../weights/safetensors_write.ts";
 import {
   readTinyRecord,
   TINY_CONFIGS,
@@ -21,8 +21,8 @@ import {
   type TinyFileRecord,
   type TinyRecord,
   TinyWeightsError,
-} from "./tiny_configs.ts";
-import { layoutDigest, type TinyFileSpec, tinyLayout, type TinyTensorSpec } from "./tiny_layout.ts";
+} from "./configs.ts";
+import { layoutDigest, type TinyFileSpec, tinyLayout, type TinyTensorSpec } from "./layout.ts";
 
 /** `weights/tiny_pretrained_models` of this project (git-ignored). */
 export function defaultTinyDir(): string {

@@ -9,7 +9,7 @@ import type { AudioProjConfig } from "../models/audio_proj.ts";
 import type { FaceLocatorConfig } from "../models/face_locator.ts";
 import type { ImageProjConfig } from "../models/image_proj.ts";
 import type { HalloUNetKwargs } from "../models/unet_config.ts";
-import type { HalloConfigs } from "../stages/generate/models.ts";
+import type { HalloConfigs } from "../models/hallo_configs.ts";
 
 /** Bumped whenever the values, sizes or file layout of the generated set change. */
 export const TINY_GENERATOR_VERSION = 1;

@@ -1,3 +1,7 @@
+/**
+ * Storage dtypes and zero-copy tensor references: what the checkpoint readers (src/weights) produce and the
+ * graph builder binds as external initializers, so it lives with the graphs, the lowest layer.
+ */
 /** Storage dtypes as safetensors names them (the .pth reader maps torch storages onto these). */
 export type StorageDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 

@@ -3,7 +3,8 @@
  * links to: the grid video, a table of the settings with links to each run's mp4 and run.json, what each
  * run shared, and the motion energies (mean, and a per-frame sparkline drawn as inline SVG).
  */
-import type { SweepSummary } from "./sweep.ts";
+import { join } from "node:path";
+import type { SweepSummary } from "../stages/generate/sweep.ts";
 
 const esc = (s: unknown) =>
   String(s).replace(
@@ -80,7 +81,19 @@ ${warnings}
 `;
 }
 
-/** Writes the sweep report to `path`. */
-export async function writeSweepReport(path: string, s: SweepSummary): Promise<void> {
-  await Deno.writeTextFile(path, sweepReportHtml(s));
+/**
+ * Writes `report.html` into the sweep folder `dir` and records it in `dir/sweep.json` (`report`, and
+ * `timings.report_s`); returns the summary as recorded.
+ */
+export async function writeSweepReport(dir: string, s: SweepSummary): Promise<SweepSummary> {
+  const t0 = performance.now();
+  const report = "report.html";
+  await Deno.writeTextFile(join(dir, report), sweepReportHtml(s));
+  const out: SweepSummary = {
+    ...s,
+    report,
+    timings: { ...s.timings, report_s: (performance.now() - t0) / 1000 },
+  };
+  await Deno.writeTextFile(join(dir, "sweep.json"), JSON.stringify(out, null, 2));
+  return out;
 }

@@ -22,8 +22,8 @@ import {
   TINY_VAE_CONFIG,
   TINY_WAV2VEC2_CONFIG,
   TINY_WAV2VEC2_PREPROCESSOR,
-} from "./tiny_configs.ts";
-import type { TensorRef } from "./types.ts";
+} from "./configs.ts";
+import type { TensorRef } from "../onnx/tensor_ref.ts";
 
 /** A checkpoint tensor of the set: key and shape (all float32). */
 export interface TinyTensorSpec {

@@ -3,15 +3,19 @@
  * keeps what the visualisers draw: every sampler step (with the UNet's probes), the reader bank and the
  * decoded clip. Later clips depend on the frames before them; inspect them from a run directory instead.
  */
-import { manualSeed } from "../sampling/noise.ts";
-import type { SamplerStep } from "../sampling/sampler.ts";
-import { type AudioConditioning, clipInputs, type ImageConditioning } from "../stages/generate/animate.ts";
-import type { HalloModels } from "../stages/generate/models.ts";
-import { denoiseClip } from "../stages/generate/pipeline.ts";
-import type { Bank } from "../stages/networks/unets.ts";
-import { decodeLatents } from "../stages/networks/vae.ts";
-import type { F32Tensor } from "../tensor.ts";
+import type { OnEvent } from "../../sampling/events.ts";
+import { manualSeed } from "../../sampling/noise.ts";
+import type { SamplerStep } from "../../sampling/sampler.ts";
+import type { F32Tensor } from "../../tensor.ts";
+import type { AudioWindows } from "../audio/prepare.ts";
+import type { ImageConditioning } from "../image/prepare.ts";
+import type { Bank } from "../networks/unets.ts";
+import { decodeLatents } from "../networks/vae.ts";
+import { clipInputs } from "./conditioning.ts";
+import type { HalloModels } from "./models.ts";
+import { denoiseClip } from "./pipeline.ts";
 
+/** The settings of the captured clip, as `animate` takes them. */
 export interface CaptureOptions {
   steps: number;
   cfg: number;
@@ -20,16 +24,16 @@ export interface CaptureOptions {
   seed: number;
   /** Decode the final latents to the clip's frames (default true). */
   decode?: boolean;
-  onStep?: (s: SamplerStep) => void;
+  /** A `step` event per sampler step (clip 0). */
+  onEvent?: OnEvent;
 }
 
 /** What the first clip left behind. */
 export interface CapturedClip {
+  /** Every step, its tensors shaped like the latents (1, 4, F, h, w). */
   steps: SamplerStep[];
   /** The bank as the denoising UNet read it (fp16-rounded), batch `[ref, m1, m2]` per CFG copy. */
   bank: Bank;
-  /** (1, 4, F, h, w). */
-  latentShape: number[];
   latents: F32Tensor;
   /** (1, 3, F, H, W) in [0, 1], when decoded. */
   video?: F32Tensor;
@@ -39,14 +43,10 @@ export interface CapturedClip {
 export async function captureFirstClip(
   m: HalloModels,
   image: ImageConditioning,
-  audio: AudioConditioning,
+  audio: AudioWindows,
   o: CaptureOptions,
 ): Promise<CapturedClip> {
-  const F = m.geometry.frames;
-  const M = m.configs.nMotionFrames ?? 2;
-  const latentShape = [1, 4, F, m.geometry.height, m.geometry.width];
-  const motion = Array.from({ length: M }, () => image.pixels.data);
-  const it = denoiseClip(m, await clipInputs(m, image, audio, 0, motion), {
+  const it = denoiseClip(m, await clipInputs(m, image, audio, 0), {
     steps: o.steps,
     cfg: o.cfg,
     motionScale: o.motionScale,
@@ -56,9 +56,9 @@ export async function captureFirstClip(
   let r = await it.next();
   while (!r.done) {
     steps.push(r.value);
-    o.onStep?.(r.value);
+    o.onEvent?.({ kind: "step", step: r.value, clip: { index: 0, count: 1 } });
     r = await it.next();
   }
   const video = (o.decode ?? true) ? await decodeLatents(m.vae, r.value.latents) : undefined;
-  return { steps, bank: r.value.bank, latentShape, latents: r.value.latents, video };
+  return { steps, bank: r.value.bank, latents: r.value.latents, video };
 }
