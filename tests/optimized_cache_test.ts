@@ -64,7 +64,7 @@ function caseTensors(name: string): (k: string) => F32Tensor {
 }
 
 /** Every output of the reference UNet on the public case, concatenated. */
-async function referenceOutputs(weights: string): Promise<Float32Array[]> {
+async function referenceOutputs(weights: string, mmapWeights = false): Promise<Float32Array[]> {
   const t = caseTensors("reference_unet_write_cfg");
   const sample = t("sample"), ctx = t("encoder_hidden_states");
   const shape = {
@@ -74,7 +74,7 @@ async function referenceOutputs(weights: string): Promise<Float32Array[]> {
     height: sample.shape[2],
     width: sample.shape[3],
   };
-  const m = await loadReferenceUNet({ weightsDir: weights, kwargs }, shape, { threads: 1 });
+  const m = await loadReferenceUNet({ weightsDir: weights, kwargs }, shape, { threads: 1, mmapWeights });
   try {
     const r = await runReferenceUNet(m, sample, ctx, t("timestep").data[0]);
     return [r.outSample.data, ...r.bank.map((e) => e.data.data)];
@@ -174,6 +174,22 @@ for (const [name, run] of [["reference", referenceOutputs], ["denoising", denois
     });
   });
 }
+
+Deno.test("weights memory-mapped (no pre-packing) get an entry of their own, with the uncached outputs", async () => {
+  await withTinyCopy(async (weights) => {
+    const plain = await withEnv({ HALLO_OPTIMIZED_CACHE: "off" }, () => referenceOutputs(weights, true));
+    await captured(() => referenceOutputs(weights));
+    const [packed] = entries(optimizedDir(weights));
+    const first = await captured(() => referenceOutputs(weights, true));
+    assert.equal(written(first.lines).length, 1, "not served by the pre-packed entry");
+    assert.equal(entries(optimizedDir(weights)).length, 2);
+    assert.ok(entries(optimizedDir(weights)).includes(packed), "the pre-packed entry is kept");
+    assertSameBits(first.value, plain, "first mmap load");
+    const second = await captured(() => referenceOutputs(weights, true));
+    assert.deepEqual(second.lines, []);
+    assertSameBits(second.value, plain, "second mmap load");
+  });
+});
 
 Deno.test("a damaged or partial cached entry is never used: it is rebuilt and the outputs stay the same", async () => {
   await withTinyCopy(async (weights) => {

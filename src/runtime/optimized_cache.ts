@@ -1,11 +1,12 @@
 /**
  * Cache of ORT-optimised models, so that a network loaded before on this machine starts in seconds.
  *
- * On CPU at optimisation level "all", most of session creation is ORT's graph optimisation (for the UNets
- * about 40 s in the NCHWc layout pass, which reorders every conv weight). ORT can save the graph it ends
- * up with (`optimizedModelFilePath`), weights included as one external data file; loading that file with
- * optimisation disabled gives the same graph, hence the same kernels and the same numbers, without
- * redoing the pass. The saved graph is specific to the ORT build and this CPU (NCHWc block size depends on
+ * On CPU at optimisation level "all", session creation of a UNet is mostly ORT's graph optimisation (about
+ * 40 s in the NCHWc layout pass, which reorders every conv weight) and then the pre-packing of the weights
+ * for the GEMM kernels (tens of seconds more). ORT can save the graph it ends up with
+ * (`optimizedModelFilePath`), weights as one external data file, the pre-packed ones included; loading
+ * that file with optimisation disabled gives the same graph and the same packed weights, hence the same
+ * kernels and the same numbers, without redoing either. The saved graph is specific to the ORT build and this CPU (NCHWc block size depends on
  * the vector width), so both are part of the key, with the model bytes, the identity of every external
  * data file they point at (path, size, mtime: the weights are copied into the cache), the EP and the level.
  *
@@ -49,6 +50,12 @@ type Level = "disabled" | "basic" | "extended" | "all";
 export interface OptimizedTarget {
   device: Device;
   level: Level;
+  /**
+   * Whether ORT pre-packs the weights (false under `session.disable_prepacking`, which also changes the
+   * kernels). When it does, the pre-packed weights are saved in the entry too, so a later load maps them
+   * instead of packing gigabytes again.
+   */
+  prepack: boolean;
 }
 
 interface Manifest {
@@ -114,7 +121,7 @@ export function optimizedEntry(
   t: OptimizedTarget,
 ): { name: string; externalBytes: number } {
   const root = resolve(externalRoot);
-  const slot = sha256(JSON.stringify([sha256(model), root, t.device, t.level])).slice(0, 16);
+  const slot = sha256(JSON.stringify([sha256(model), root, t.device, t.level, t.prepack])).slice(0, 16);
   const ext = externalData(model);
   const files = ext.locations.map((loc) => {
     const st = Deno.statSync(resolve(root, loc));
@@ -294,6 +301,7 @@ export async function createThroughOptimizedCache(
           ...extra.session,
           optimized_model_external_initializers_file_name: DATA,
           optimized_model_external_initializers_min_size_in_bytes: "1024",
+          save_external_prepacked_constant_initializers: t.prepack ? "1" : "0",
         },
       },
     });

@@ -42,7 +42,8 @@ export class Session {
     try {
       // a network loaded before on this machine skips ORT's graph optimisation (see optimized_cache.ts)
       const level = o.optimization ?? "all";
-      const cached = await createThroughOptimizedCache(model, externalRoot, opts, { device, level });
+      const target = { device, level, prepack: !o.mmapWeights };
+      const cached = await createThroughOptimizedCache(model, externalRoot, opts, target);
       return new Session(cached ?? await ort.InferenceSession.create(model, opts), device);
     } catch (e) {
       if (device !== "cpu") throw deviceUnavailable(device, e);
