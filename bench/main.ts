@@ -1,10 +1,15 @@
 /**
- * `deno task bench [--quick] [--only networks|image|audio]`: every benchmark, printed as tables.
- * networks: build, session creation, forward and peak RSS of each network at the tiny size and at the real
- * full size with random weights (one process per network so peak RSS is its own; the full UNets write
- * 3.4 GB and 6.1 GB temporary checkpoints). `--quick` runs the tiny sizes only.
+ * `deno task bench [--quick] [--only networks|sessions|image|audio] [--json]`: every benchmark, printed as
+ * tables. networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
+ * network at the tiny size and at the real full size with random weights (one process per network so peak
+ * RSS is its own; the full UNets write 3.4 GB and 6.1 GB temporary checkpoints). sessions: cold and warm
+ * session creation of both full-size UNets through the optimised-model cache (`--json`: one JSON line).
+ * `--quick` runs the tiny sizes only.
  */
 import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { treeBytes } from "../src/weights/clean_caches.ts";
+import { formatBytes } from "../src/weights/download.ts";
 import { table } from "./util.ts";
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -15,10 +20,14 @@ const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefi
 /** Upstream PyTorch 1.13 on this CPU, 2 threads, 16x16 latent, 2+2 frames, CFG (spec section 9). */
 const UPSTREAM_S: Record<string, number> = { reference_unet: 3.05, denoising_unet: 5.2 };
 
-async function runOne(network: string, size: string): Promise<Record<string, unknown> | undefined> {
+async function runOne(
+  network: string,
+  size: string,
+  env: Record<string, string> = { HALLO_OPTIMIZED_CACHE: "off" },
+): Promise<Record<string, unknown> | undefined> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", here("./network_one.ts"), network, size],
-    env: { BENCH_MMAP: "0" },
+    env: { BENCH_MMAP: "0", ...env },
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -80,6 +89,68 @@ async function networks(): Promise<void> {
   );
 }
 
+/** One UNet's session creation: first load (optimise + save the cache) and a later load from the cache. */
+interface SessionFigures {
+  cold_s: number;
+  warm_s: number;
+  /** The forward after the warm load gave the same bits as after the cold one. */
+  identical: boolean;
+  /** Bytes of the optimised-model cache entry. */
+  cache_bytes: number;
+}
+
+/**
+ * Cold and warm session creation of both full-size UNets (random weights, 16x16 latent): two processes over
+ * the same kept checkpoint; the first optimises and writes the cache beside it, the second loads from it.
+ */
+async function sessions(json: boolean): Promise<void> {
+  const loadBefore = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
+  const res: Record<string, SessionFigures> = {};
+  for (const n of ["reference_unet", "denoising_unet"]) {
+    const dir = await Deno.makeTempDir({ prefix: "hallo-bench-sessions-" });
+    try {
+      const env = { BENCH_KEEP: dir, BENCH_WARM_FORWARDS: "0" };
+      const cold = await runOne(n, "full", env);
+      const entries = () => [...Deno.readDirSync(join(dir, ".hallo-cache", "optimized"))].map((e) => e.name);
+      const written = cold ? entries() : [];
+      const warm = cold && written.length === 1 ? await runOne(n, "full", env) : undefined;
+      if (!cold || !warm) {
+        console.error(`bench: sessions ${n}: ${!cold ? "cold load failed" : `cache entries ${written}`}`);
+        continue;
+      }
+      const reused = entries().join() === written.join();
+      res[n] = {
+        cold_s: cold.session_s as number,
+        warm_s: warm.session_s as number,
+        identical: reused && cold.out_sha256 === warm.out_sha256,
+        cache_bytes: treeBytes(join(dir, ".hallo-cache", "optimized")),
+      };
+      console.error(`bench: sessions ${n} done`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  const loadAfter = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
+  if (json) {
+    console.log(
+      JSON.stringify({ bench: "sessions", ...res, loadavg_before: loadBefore, loadavg_after: loadAfter }),
+    );
+    return;
+  }
+  console.log("\nSession creation (CPU, 2 threads, full-size random weights, 16x16 latent)");
+  console.log(table(
+    ["network", "cold s (optimise + save)", "warm s (from cache)", "cache on disk", "same output"],
+    Object.entries(res).map(([n, r]) => [
+      n,
+      r.cold_s,
+      r.warm_s,
+      formatBytes(r.cache_bytes),
+      r.identical ? "bit for bit" : "NO",
+    ]),
+  ));
+  console.log(`load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")} (2 cores)`);
+}
+
 async function script(file: string, extra: string[]): Promise<void> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", here(file), ...extra],
@@ -90,5 +161,6 @@ async function script(file: string, extra: string[]): Promise<void> {
 }
 
 if (!only || only === "networks") await networks();
+if (!only || only === "sessions") await sessions(args.includes("--json"));
 if (!only || only === "image") await script("./image.ts", []);
 if (!only || only === "audio") await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);

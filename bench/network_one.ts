@@ -1,9 +1,11 @@
 /**
  * One network at one size with random weights: build (layout recorded from the builder, random float32
  * checkpoint written to a temp folder), session creation (CPU, 2 threads, weights memory-mapped) and two
- * forwards. Prints one JSON line; bench/main.ts runs one process per network so peak RSS is its own.
+ * forwards. Prints one JSON line (with a hash of the first forward's outputs); bench/main.ts runs one process
+ * per network so peak RSS is its own.
  * Usage: deno run -A bench/network_one.ts <vae|image_proj|audio_proj|face_locator|wav2vec2|reference_unet|denoising_unet> <tiny|full>
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Graph, WeightSource } from "../src/onnx/graph.ts";
 import { buildVaeDecoder, parseVaeConfig } from "../src/models/vae.ts";
@@ -150,6 +152,16 @@ function spec(): Spec {
   }
 }
 
+/** sha256 over every output's bytes, in name order: equal hashes mean bit-identical outputs. */
+function outputsHash(out: Record<string, Tensor>): string {
+  const h = createHash("sha256");
+  for (const k of Object.keys(out).sort()) {
+    const d = out[k].data as ArrayBufferView;
+    h.update(k).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return h.digest("hex");
+}
+
 const s = spec();
 // BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there; BENCH_MMAP=0 lets ORT pre-pack weights.
 const keep = Deno.env.get("BENCH_KEEP");
@@ -167,10 +179,16 @@ try {
   const [bytes, build_s] = await timed(() => s.build(WeightStore.open(file)).encode(dir));
   const [session, session_s] = await timed(() => Session.create(bytes, dir, { threads: 2, mmapWeights }));
   const feeds = s.feeds();
-  const [, forward_s] = await timed(() => session.run(feeds));
-  // Warm forward: the best of three more runs (the machine may be shared).
+  const [out, forward_s] = await timed(() => session.run(feeds));
+  // Warm forward: the best of BENCH_WARM_FORWARDS (default 3) more runs (the machine may be shared).
   let forward2_s = Infinity;
-  for (let i = 0; i < 3; i++) forward2_s = Math.min(forward2_s, (await timed(() => session.run(feeds)))[1]);
+  const warmRuns = Number(Deno.env.get("BENCH_WARM_FORWARDS") ?? 3);
+  for (let i = 0; i < warmRuns; i++) {
+    forward2_s = Math.min(
+      forward2_s,
+      (await timed(() => session.run(feeds)))[1],
+    );
+  }
   await session.release();
   console.log(JSON.stringify({
     network,
@@ -183,6 +201,7 @@ try {
     session_s,
     forward_s,
     forward2_s,
+    out_sha256: outputsHash(out),
     peak_rss_mib: peakRssMiB(),
   }));
 } finally {

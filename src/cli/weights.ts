@@ -33,7 +33,8 @@ const USAGE = `usage: deno task hallo weights <download|check|clean> [options]
       sha256 weights/manifest.json records (only a hash finds bytes altered inside tensor data).
   clean [--dir DIR] [--all]
       delete *.partial and *.invalid leftovers of failed downloads, and the compiled caches of DIR
-      (.hallo-cache/ folders: graphs and fp16 weights, and their per-user copies for read-only folders);
+      (.hallo-cache/ folders: graphs, fp16 weights and ORT-optimised models, and their per-user copies
+      for read-only folders);
       --all also empties the whole per-user cache ($XDG_CACHE_HOME/hallo-lab) of every weights folder.
 
 DIR defaults to --weights, then $HALLO_WEIGHTS, then weights/pretrained_models.`;

@@ -4,6 +4,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { type Device, deviceUnavailable, parseDevice } from "./device.ts";
+import { createThroughOptimizedCache } from "./optimized_cache.ts";
 import { fromOrt, toOrt } from "./tensors.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -39,7 +40,11 @@ export class Session {
     };
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
     try {
-      return new Session(await ort.InferenceSession.create(model, opts), device);
+      // a network loaded before on this machine skips ORT's graph optimisation (see optimized_cache.ts)
+      const level = o.optimization ?? "all";
+      const target = { device, level, prepack: !o.mmapWeights };
+      const cached = await createThroughOptimizedCache(model, externalRoot, opts, target);
+      return new Session(cached ?? await ort.InferenceSession.create(model, opts), device);
     } catch (e) {
       if (device !== "cpu") throw deviceUnavailable(device, e);
       throw e;

@@ -1,5 +1,5 @@
 /**
- * Where compiled artefacts (graphs, fp16 weights) are kept: beside the checkpoints in `.hallo-cache/` when
+ * Where compiled artefacts (graphs, fp16 weights, ORT-optimised models) are kept: beside the checkpoints in `.hallo-cache/` when
  * the checkpoint folder may be written, else in a per-user cache keyed by the folder's path. One place so
  * that the writers and `weights clean` agree on the layout.
  */
@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 export const BESIDE_CACHE = ".hallo-cache";
 
 /** Kinds of compiled artefacts; each is a sub-folder of both cache roots. */
-export type CacheKind = "graphs" | "fp16";
+export type CacheKind = "graphs" | "fp16" | "optimized";
 
 /** The per-user cache root: `$XDG_CACHE_HOME/hallo-lab`, else `~/.cache/hallo-lab`. */
 export function userCacheHome(): string {

@@ -1,7 +1,7 @@
 /**
- * Finding and removing compiled caches of a weights folder: every `.hallo-cache/` under it (graphs and fp16
- * weights kept beside the checkpoints) and the per-user cache folders keyed by its sub-folders (used when a
- * checkpoint folder is read-only). Nothing else is ever removed.
+ * Finding and removing compiled caches of a weights folder: every `.hallo-cache/` under it (graphs, fp16
+ * weights and ORT-optimised models kept beside the checkpoints) and the per-user cache folders keyed by its
+ * sub-folders (used when a checkpoint folder is read-only). Nothing else is ever removed.
  */
 import { join, resolve } from "node:path";
 import { BESIDE_CACHE, type CacheKind, userCacheDir, userCacheHome } from "./cache_dirs.ts";
@@ -18,7 +18,7 @@ export interface CacheEntry {
 /** Checkpoint layouts are shallow (`stable-diffusion-v1-5/unet/`); this bounds a walk of a mistaken `--dir /`. */
 const MAX_DEPTH = 6;
 
-const KINDS: readonly CacheKind[] = ["graphs", "fp16"];
+const KINDS: readonly CacheKind[] = ["graphs", "fp16", "optimized"];
 
 function isDir(p: string): boolean {
   try {
