@@ -4,7 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { type DownloadEvent, downloadWeights, formatBytes } from "../weights/download.ts";
+import { type DownloadEvent, downloadWeights } from "../weights/download.ts";
+import { formatBytes } from "../util/bytes.ts";
 import { downloadCommand, resolveWeightsDir } from "../weights/locate.ts";
 import {
   MANIFEST,

@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { externalData } from "../onnx/proto_read.ts";
 import { cacheFolderFor, ensureWritableDir } from "../weights/cache_dirs.ts";
-import { formatBytes } from "../weights/download.ts";
+import { formatBytes } from "../util/bytes.ts";
 import type { Device } from "./device.ts";
 
 /** Bumped whenever the layout of an entry or the way it is loaded changes. */

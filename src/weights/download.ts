@@ -5,6 +5,7 @@
  * aside as `<final>.invalid`). Transfers go through @huggingface/hub: `fileDownloadInfo` resolves size,
  * ETag and URL (and Xet storage), and the Blob it leads to fetches `slice(offset)` with a Range header.
  */
+import { formatBytes } from "../util/bytes.ts";
 import { downloadFile, fileDownloadInfo, type FileDownloadInfoOutput } from "@huggingface/hub";
 import { dirname, join } from "node:path";
 import { MANIFEST, type WeightsFile, type WeightsManifest } from "./manifest.ts";
@@ -125,20 +126,7 @@ export function resolveUrl(endpoint: string, repo: string, revision: string, pat
   return `${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
 }
 
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
-}
-
 /** Byte counts as the progress display and messages print them. */
-export { fmtBytes as formatBytes };
 
 /**
  * The useful part of an error: Deno's fetch throws "fetch failed" with the real cause attached, whose message
@@ -356,8 +344,8 @@ async function transfer(
           reader.cancel(e).catch(() => {});
           throw new WeightsDownloadError(
             "interrupted",
-            `${file.path}: transfer interrupted after ${fmtBytes(written)} of ${
-              fmtBytes(info.size)
+            `${file.path}: transfer interrupted after ${formatBytes(written)} of ${
+              formatBytes(info.size)
             } (${why}); run the same command again to resume`,
           );
         }
@@ -373,7 +361,7 @@ async function transfer(
           throw new WeightsDownloadError(
             "interrupted",
             `${file.path}: server sent more than ${
-              fmtBytes(info.size)
+              formatBytes(info.size)
             } (Range ignored?); partial file discarded, run again`,
           );
         }
@@ -390,8 +378,8 @@ async function transfer(
   if (written < info.size) {
     throw new WeightsDownloadError(
       "interrupted",
-      `${file.path}: transfer ended after ${fmtBytes(written)} of ${
-        fmtBytes(info.size)
+      `${file.path}: transfer ended after ${formatBytes(written)} of ${
+        formatBytes(info.size)
       }; run the same command again to resume`,
     );
   }
