@@ -4,6 +4,7 @@
  * (deterministic, git-ignored, generated once) and runs every stage at a size and step count chosen for them,
  * says so on screen, and says loudly that the video is noise. At the end it prints where the time went.
  */
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { resolveWeightsDir } from "../src/weights/locate.ts";
@@ -161,7 +162,13 @@ try {
   const report = await writeRunReport(res, prepared, join(outDir, "demo.html"), { figures, notices });
   spent.push(["report (figures, bank PCA)", s1(since(t0))]);
   console.log(`demo: wrote ${report.html} (landmarks, masks, audio features, bank; open it in a browser)`);
-  spent.push(["total after the weights", s1(since(tStart))]);
+  // CPU seconds and the load beside the wall time: on a shared machine the wall time says little alone.
+  const cpu = process.cpuUsage();
+  spent.push([
+    "total after the weights",
+    `${s1(since(tStart))} wall; process CPU ${s1((cpu.user + cpu.system) / 1e6)} s since start, ` +
+    `load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  ]);
   console.log("demo: where the time went (s):");
   const w = Math.max(...spent.map(([k]) => k.length));
   for (const [k, v] of spent) console.log(`  ${k.padEnd(w)}  ${v}`);
