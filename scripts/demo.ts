@@ -36,10 +36,24 @@ const out = join(outDir, "demo.mp4");
 const runDir = join(outDir, "demo.run");
 const cacheDir = join(outDir, "cache");
 
+/** `line` cut at spaces into pieces of at most `width` characters. */
+function wrap(line: string, width = 110): string[] {
+  const out: string[] = [];
+  let cur = "";
+  for (const word of line.split(" ")) {
+    if (cur && cur.length + 1 + word.length > width) {
+      out.push(cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  return [...out, cur];
+}
+
 function banner(lines: string[]): void {
-  const w = Math.max(...lines.map((l) => l.length));
+  const wrapped = lines.flatMap((l) => wrap(l));
+  const w = Math.max(...wrapped.map((l) => l.length));
   const bar = "!".repeat(w + 4);
-  console.log([bar, ...lines.map((l) => `! ${l.padEnd(w)} !`), bar].join("\n"));
+  console.log([bar, ...wrapped.map((l) => `! ${l.padEnd(w)} !`), bar].join("\n"));
 }
 
 const since = (t: number) => (performance.now() - t) / 1000;
@@ -78,8 +92,8 @@ if (missing.length === 0) {
   separatorModel = join(cacheDir, "mdx_identity", "Kim_Vocal_2.onnx");
   writeIdentityMdxModel(separatorModel);
   notices.push(
-    `vocal separation: ${SEPARATOR_MODEL} is not in the tiny set, so the MDX path (chunks, STFT, session,`,
-    "iSTFT, vocals files) runs with an identity stand-in for it: the vocals are the speech as is",
+    `vocal separation: ${SEPARATOR_MODEL} is not in the tiny set, so the MDX path (chunks, STFT, session, ` +
+      "iSTFT, vocals files) runs with an identity stand-in for it: the vocals are the speech as is",
   );
   banner([
     TINY_NOTICE,
