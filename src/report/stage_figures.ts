@@ -1,9 +1,10 @@
 /**
  * The report's figures of stages that mean something even with random weights, beyond the standard portrait
  * (landmarks, masks) and audio (wav2vec2 features) figures `writeRunReport` always draws: the reference UNet's
- * attention bank of clip 0. Measures computed from a finished run (the attribution of the motion to the pose,
- * face and lip branches) join this list as they are written, so the demo and `animate` reports pick them up
- * without further changes.
+ * attention bank of clip 0. The attribution measures (src/stages/inspect: audio -> pixels per branch, identity
+ * drift, guidance by region; drawn by src/viz/inspect_figures.ts) need the denoising UNet's attention probes,
+ * which the demo does not capture yet: wiring them means adding what they read to `StageFigureInputs` and their
+ * figures to this list, and every report built from it (the demo's) shows them.
  */
 import type { Bank } from "../stages/networks/unets.ts";
 import { bankFigure } from "../viz/bank.ts";
