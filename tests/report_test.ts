@@ -23,6 +23,8 @@ import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
 import { PLOTLY_FILE, plotlyBundlePath } from "../src/report/plotly_asset.ts";
 import { writeRunReport } from "../src/report/report.ts";
+import { stageFigures } from "../src/report/stage_figures.ts";
+import { writeIdentityMdxModel } from "../src/tiny/mdx_identity.ts";
 import { attentionFigure, attentionProbes, describeAttention, pickSteps } from "../src/viz/attention.ts";
 import { bankFigure, bankItemLabels, describeBank, tokenGrid } from "../src/viz/bank.ts";
 import { captureFirstClip } from "../src/stages/generate/capture.ts";
@@ -50,6 +52,8 @@ const prepared = await prepareInputs(
     size: SIZE,
     allowMissingFaceModels: true,
     cacheDir: join(work, "cache"),
+    // As the demo does it: the tiny set has no separator, the identity stand-in runs the separation stage.
+    separatorModel: writeIdentityMdxModel(join(work, "sep", "Kim_Vocal_2.onnx")),
     threads: 1,
   },
 );
@@ -83,6 +87,19 @@ Deno.test("captureFirstClip: the same first clip as animate, with every step and
   assert.equal(clip.steps.length, 2);
   assert.deepEqual(clip.latents.shape, [1, 4, F, LAT, LAT]);
   assert.equal(Object.keys(clip.steps[0].probes ?? {}).length, 7, "1+1 reference, 3 audio, 2 motion probes");
+});
+
+Deno.test("prepareInputs hands separatorModel to the audio stage: the identity stand-in separates the speech", () => {
+  assert.equal(prepared.audio.separated, true);
+  assert.equal(prepared.audio.vocalsPath, join(work, "cache", "speech_(Vocals)_Kim_Vocal_2.wav"));
+  assert.ok(!prepared.warnings.some((w) => w.includes("separation skipped")), prepared.warnings.join("; "));
+});
+
+Deno.test("stageFigures: the bank of clip 0, drawn as bankFigure draws it", async () => {
+  const figs = await stageFigures({ bank: clip.bank, latentHeight: LAT, latentWidth: LAT });
+  const direct = await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT });
+  assert.deepEqual(figs.map((f) => f.name), ["bank"]);
+  assert.deepEqual(figs[0].summary, direct.summary);
 });
 
 Deno.test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics", async () => {
@@ -279,7 +296,7 @@ Deno.test({
   fn: async () => {
     assert.ok(chromium, "chromium is required in CI (Debian package `chromium`, installed by .ci/run)");
     const figures = [
-      await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT }),
+      ...await stageFigures({ bank: clip.bank, latentHeight: LAT, latentWidth: LAT }),
       await attentionFigure(clip.steps, geometry, { portrait: prepared.image.pixels }),
       await stepsFigure(clip.steps, {
         latentShape: clip.latents.shape,

@@ -1,7 +1,8 @@
 /**
- * The tiny random weight set: deterministic bytes, the exact layout the graph builders bind (at the demo's
- * 64x64 / 16-frame geometry too), every network runs on it without NaN through the ordinary loaders,
- * idempotent, and a killed run never counts as complete. Also the safetensors writer and the net resolver.
+ * The tiny random weight set: deterministic bytes, the exact layout the graph builders bind (at Hallo's
+ * 512 px geometry too: 64x64 latents, 16 frames), every network runs on it without NaN through the ordinary
+ * loaders, idempotent, and a killed run never counts as complete. Also the safetensors writer and the net
+ * resolver.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -175,7 +176,7 @@ Deno.test("configs agree with each other and are picked up from tiny.json", asyn
   assert.equal(c.imageProj!.clip_embeddings_dim, 512); // ArcFace's width: the real face analysis feeds it
 });
 
-Deno.test("at the demo geometry (64x64 latent, 16 frames) the builders bind every tensor of the set", async () => {
+Deno.test("at Hallo's 512 px geometry (64x64 latent, 16 frames) the builders bind every tensor of the set", async () => {
   await ready();
   const net = WeightStore.open(join(shared, TINY_NET_FILE));
   const cfg = parseUNetConfig({ ...TINY_UNET_CONFIG } as Record<string, unknown>);

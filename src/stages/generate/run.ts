@@ -53,6 +53,8 @@ export interface PrepareOptions {
   allowMissingFaceModels?: boolean;
   /** Where intermediate files go (vocals). */
   cacheDir?: string;
+  /** The separator .onnx (default `<weightsDir>/audio_separator/Kim_Vocal_2.onnx`); when given it must exist. */
+  separatorModel?: string;
   /** Frames per clip the audio is padded to (upstream: 16). */
   clipLength?: number;
 }
@@ -96,6 +98,7 @@ export async function prepareInputs(
     device: o.device,
     threads: o.threads,
     cacheDir: o.cacheDir,
+    separatorModel: o.separatorModel,
     clipLength: o.clipLength,
   });
   const t2 = performance.now();
