@@ -9,7 +9,7 @@
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { treeBytes } from "../src/weights/clean_caches.ts";
-import { formatBytes } from "../src/weights/download.ts";
+import { formatBytes } from "../src/util/bytes.ts";
 import { table } from "./util.ts";
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));

@@ -10,7 +10,7 @@ import { Graph } from "../src/onnx/graph.ts";
 import { loadImageProj } from "../src/stages/networks/projections.ts";
 import { userCacheDir, userCacheHome } from "../src/weights/cache_dirs.ts";
 import { findCompiledCaches, removeCaches, treeBytes } from "../src/weights/clean_caches.ts";
-import { formatBytes } from "../src/weights/download.ts";
+import { formatBytes } from "../src/util/bytes.ts";
 import { fp16Weights } from "../src/weights/fp16_cache.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { withEnv } from "./helpers/env.ts";
