@@ -203,9 +203,7 @@ Deno.test("deno task notebooks: a type error, a failing cell and a missing outpu
 Deno.test("deno task notebooks: all five run on the tiny weights with every expected display output", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hallo-nb-" });
   try {
-    const t0 = performance.now();
     const r = await runTask(["--out-dir", dir]);
-    const seconds = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0, r.out);
     for (const n of NAMES) assert.match(r.out, new RegExp(`${n.replace(".", "\\.")}\\s+passed`));
     // Figures per notebook: portrait; audio; bank; steps, attention, clip frames; sweep grid.
@@ -234,7 +232,6 @@ Deno.test("deno task notebooks: all five run on the tiny weights with every expe
       const md = outs.map((o) => String(o.data?.["text/markdown"] ?? "")).join("\n");
       assert.match(md, /TINY RANDOM WEIGHTS/, `${name}: the tiny-weights notice`);
     }
-    assert.ok(seconds < 180, `the notebooks took ${seconds.toFixed(0)} s`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
