@@ -50,9 +50,11 @@ function feeds(inputs: readonly { name: string; dims?: readonly unknown[] }[]): 
   return f;
 }
 
-Deno.test("partsFor splits only what exceeds the budget, never beyond the smallest batch", () => {
+Deno.test("partsFor splits only what exceeds the budget, into equal parts of the smallest batch", () => {
   assert.equal(partsFor(128 * 2 ** 20, 16, 2 ** 20, 8), 1);
   assert.equal(partsFor(4 * 2 ** 20, 16, 2 ** 20, 8), 4);
+  // 5 parts would not divide 16 frames evenly (ORT's Split refuses an empty last part): 8.
+  assert.equal(partsFor(4 * 2 ** 20, 20, 2 ** 20, 16), 8);
   assert.equal(partsFor(1, 16, 2 ** 20, 8), 8);
   assert.equal(partsFor(Infinity, 16, 2 ** 20, 8), 1);
 });

@@ -20,18 +20,21 @@ export interface ChunkCtx {
 export const DEFAULT_CHUNK_BYTES = 128 * 2 ** 20;
 
 /**
- * How many parts `rows` rows of `bytesPerRow` each are split into so one part stays within `budget` bytes,
- * at most `maxParts` (the smallest batch of the sites that share the count). 1 (no split) when the whole
+ * How many parts `rows` rows of `bytesPerRow` each are split into so one part stays within `budget` bytes:
+ * the smallest divisor of `maxParts` (the smallest batch of the sites that share the count, which divides
+ * every other) that is large enough, so every site splits into equal parts. 1 (no split) when the whole
  * fits, so small graphs are built exactly as before.
  */
 export function partsFor(budget: number, rows: number, bytesPerRow: number, maxParts: number): number {
   if (!(budget > 0) || !Number.isFinite(budget)) return 1;
-  const parts = Math.ceil((rows * bytesPerRow) / budget);
-  return Math.max(1, Math.min(parts, maxParts, rows));
+  const need = Math.ceil((rows * bytesPerRow) / budget);
+  if (need <= 1) return 1;
+  for (let p = need; p < maxParts; p++) if (maxParts % p === 0) return p;
+  return maxParts;
 }
 
 /**
- * Splits every one of `inputs` along axis 0 into `parts` (the last part may be shorter), runs `body` on
+ * Splits every one of `inputs` along axis 0 into `parts` equal parts, runs `body` on
  * each part (with a context that does not split again) and concatenates the results along axis 0 as
  * `outName`. Part `i`'s result is named `${outName}/chunk${i}`; values inside a part keep their module
  * names, suffixed `#1`, `#2`... after the first part.
