@@ -121,8 +121,12 @@ try {
       const r = await forward(buildDen(WeightStore.open(denFile), o), dir, (g) => denoisingFeeds(g, bank));
       return r.out.noise_pred.data as Float32Array;
     };
-    // 1 byte forces every attention and feed-forward into its most parts; Infinity keeps them whole.
-    const [split, whole] = [await runDen({ chunkBytes: 1 }), await runDen({ chunkBytes: Infinity })];
+    // 16 MiB splits every level's attention and feed-forward at 32x32 with 8+2 frames (level 0 in 8 parts)
+    // without a part per row, which would multiply the graph; Infinity keeps them whole.
+    const [split, whole] = [
+      await runDen({ chunkBytes: 16 * 2 ** 20 }),
+      await runDen({ chunkBytes: Infinity }),
+    ];
     let num = 0, den = 0;
     for (let i = 0; i < whole.length; i++) {
       num += (split[i] - whole[i]) ** 2;
