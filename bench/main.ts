@@ -1,10 +1,11 @@
 /**
- * `deno task bench [--quick] [--only networks|sessions|image|audio] [--json]`: every benchmark, printed as
- * tables. networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
+ * `deno task bench [--quick] [--only networks|sessions|image|audio|step512] [--json]`: every benchmark,
+ * printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
+ * networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
  * network at the tiny size and at the real full size with random weights (one process per network so peak
  * RSS is its own; the full UNets write 3.4 GB and 6.1 GB temporary checkpoints). sessions: cold and warm
- * session creation of both full-size UNets through the optimised-model cache (`--json`: one JSON line).
- * `--quick` runs the tiny sizes only.
+ * session creation of both full-size UNets through the optimised-model cache. step512: one 512x512 step
+ * after its self-check. `--quick` runs the tiny sizes only.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -16,6 +17,7 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const args = Deno.args;
 const quick = args.includes("--quick");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const json = args.includes("--json");
 
 /** Upstream PyTorch 1.13 on this CPU, 2 threads, 16x16 latent, 2+2 frames, CFG (spec section 9). */
 const UPSTREAM_S: Record<string, number> = { reference_unet: 3.05, denoising_unet: 5.2 };
@@ -103,7 +105,7 @@ interface SessionFigures {
  * Cold and warm session creation of both full-size UNets (random weights, 16x16 latent): two processes over
  * the same kept checkpoint; the first optimises and writes the cache beside it, the second loads from it.
  */
-async function sessions(json: boolean): Promise<void> {
+async function sessions(): Promise<void> {
   const loadBefore = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
   const res: Record<string, SessionFigures> = {};
   for (const n of ["reference_unet", "denoising_unet"]) {
@@ -151,6 +153,50 @@ async function sessions(json: boolean): Promise<void> {
   console.log(`load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")} (2 cores)`);
 }
 
+/** The last stdout line of `bench/<file>` as JSON, stderr passed through; undefined when it failed. */
+async function jsonLine(file: string, extra: string[]): Promise<Record<string, unknown> | undefined> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", here(file), ...extra],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(r.stdout).trim().split("\n").pop();
+  if (!line) return undefined;
+  const parsed = JSON.parse(line);
+  if (!r.success) console.error(`bench: ${file} ${extra.join(" ")} failed`);
+  return parsed;
+}
+
+/**
+ * One 512x512 step (bench/step512.ts) with full-size random weights, after its self-check: the
+ * memory-bounded denoising UNet against the whole-batch one on the same weights at 32x32, 8+2 frames.
+ */
+async function step512(): Promise<void> {
+  const check = await jsonLine("./step512.ts", ["--self-check"]);
+  const step = await jsonLine("./step512.ts", []);
+  if (!step) {
+    console.error("bench: step512 failed");
+    return;
+  }
+  step.self_check_rel_l2 = check?.rel_l2 ?? null;
+  step.self_check_ok = check?.ok ?? false;
+  if (json) {
+    console.log(JSON.stringify(step));
+    return;
+  }
+  console.log("\nOne 512x512 step (CPU, 2 threads, full-size random weights)");
+  console.log(
+    table(["what", "seconds", "reference fwd s", "denoising fwd s", "peak RSS GiB", "self-check"], [[
+      step.what as string,
+      step.seconds as number,
+      step.reference_forward_s as number,
+      step.denoising_forward_s as number,
+      step.peak_rss_gib as number,
+      check ? `rel L2 ${(check.rel_l2 as number).toExponential(1)} ${check.ok ? "ok" : "FAILED"}` : "failed",
+    ]]),
+  );
+}
+
 async function script(file: string, extra: string[]): Promise<void> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", here(file), ...extra],
@@ -161,6 +207,7 @@ async function script(file: string, extra: string[]): Promise<void> {
 }
 
 if (!only || only === "networks") await networks();
-if (!only || only === "sessions") await sessions(args.includes("--json"));
+if (!only || only === "sessions") await sessions();
 if (!only || only === "image") await script("./image.ts", []);
 if (!only || only === "audio") await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);
+if ((!only && !quick) || only === "step512") await step512();

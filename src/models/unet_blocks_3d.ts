@@ -25,7 +25,7 @@ import {
   type UpBlockArgs,
   type UpBlockResult,
 } from "./unet_blocks.ts";
-import { basicTransformerBlock, type HW, transformer3DModel, type UNetCtx } from "./unet_parts.ts";
+import { basicTransformerBlock, chunked, type HW, transformer3DModel, type UNetCtx } from "./unet_parts.ts";
 
 /** What the 3D cross-attention blocks read besides the UNet context. */
 export interface UNet3DCtx extends UNetCtx {
@@ -78,22 +78,27 @@ function attentionsAudioMotion(u: UNet3DCtx, a: AttentionLayerArgs, plan: LayerP
   const path = `${block}.attentions.${i}`;
   const bp = `${path}.transformer_blocks.0`;
   const entry = u.bank.get(bp)!;
-  const attn1 = (n1: Value) => readBank(u, bp, n1, { dim, entry, batch: u.batch, frames: u.frames });
-  let h = transformer3DModel(u, path, a.h, {
+  const hw = size.h * size.w;
+  // Per frame: the CFG halves each have `frames` rows, the fewest an attention of these modules sees.
+  const uf = chunked(u, u.batch * u.frames, hw, dim, u.frames);
+  const attn1 = (n1: Value) => readBank(uf, bp, n1, { dim, entry, batch: u.batch, frames: u.frames });
+  let h = transformer3DModel(uf, path, a.h, {
     channels: dim,
     size,
-    block: (tokens) => basicTransformerBlock(u, bp, tokens, { dim, context: u.context, attn1 }),
+    block: (tokens) => basicTransformerBlock(uf, bp, tokens, { dim, context: u.context, attn1 }),
   });
   if (u.kw.use_audio_module) {
     const innerChannels = u.cfg.attention_head_dim * Math.floor(plan.audioInC / u.cfg.attention_head_dim);
     const o = { channels: dim, innerChannels, size, level: plan.level, audio: u.audio };
-    h = audioModule(u, `${block}.audio_modules.${i}`, h, o);
+    h = audioModule(uf, `${block}.audio_modules.${i}`, h, o);
   }
   if (plan.motion) {
     const mp = `${block}.motion_modules.${i}`;
     const x = withMotionFrames(u, bp, h, dim, size);
     const frames = u.motionFrames + u.frames;
-    const y = motionModule(u, u.kw, mp, x, { channels: dim, size, batch: u.batch, frames });
+    // Per spatial position: the temporal attention's batch is (b h w).
+    const um = chunked(u, u.batch * hw, frames, dim, u.batch * hw);
+    const y = motionModule(um, u.kw, mp, x, { channels: dim, size, batch: u.batch, frames });
     h = dropMotionFrames(u, mp, y, dim, size);
   }
   return h;

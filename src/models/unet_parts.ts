@@ -23,6 +23,7 @@ import {
   upsampleNearest2x,
 } from "../onnx/layers.ts";
 import { Graph, type GraphDType, type Value, type WeightSource } from "../onnx/graph.ts";
+import { DEFAULT_CHUNK_BYTES, partsFor } from "../onnx/attention_chunked.ts";
 import type { UNetConfig } from "./unet_config.ts";
 
 /** Spatial size of an activation, fixed at build time. */
@@ -38,6 +39,13 @@ export interface BuildOptions {
   dtype?: GraphDType;
   attention?: AttentionForm;
   attentionProbes?: ReadonlyMap<string, AttentionProbe>;
+  /**
+   * Memory budget in bytes of one part of an attention or feed-forward (attention_chunked.ts): where the
+   * GEGLU activation of a transformer block over the whole batch would be larger, the batch is split into
+   * parts (default 128 MiB, which leaves every graph up to 32x32 latents with 8+2 frames unsplit; Infinity
+   * never splits).
+   */
+  chunkBytes?: number;
 }
 
 /** What every UNet module reads besides the graph: the config and SiLU(temb), shared by every resnet. */
@@ -45,11 +53,14 @@ export interface UNetCtx extends Ctx {
   cfg: UNetConfig;
   /** SiLU of the time embedding: the input of every resnet's `time_emb_proj`. */
   temb: Value;
+  /** BuildOptions.chunkBytes. */
+  chunkBytes?: number;
 }
 
 /** The graph `name` and its layer context; weights are bound under `prefix` (default `${name}.`). */
-export function unetGraph(name: string, w: WeightSource, o: BuildOptions): Ctx {
+export function unetGraph(name: string, w: WeightSource, o: BuildOptions): Ctx & { chunkBytes?: number } {
   return {
+    chunkBytes: o.chunkBytes,
     g: new Graph(name, o.dtype ?? "float32"),
     w,
     prefix: o.prefix ?? `${name}.`,
@@ -67,6 +78,22 @@ export function timeEmbedding(c: Ctx, cfg: UNetConfig, t: Value): Value {
   });
   const h = silu(c, "time_embedding.act", linear(c, "time_embedding.linear_1", proj, c0, 4 * c0));
   return linear(c, "time_embedding.linear_2", h, 4 * c0, 4 * c0, true, "time_embedding");
+}
+
+/**
+ * `u` whose attention and feed-forward run over `rows` (the batch of a transformer's tokens) in parts, so
+ * that one part's GEGLU activation (`tokens` x 4*`dim` floats per row) stays within the build's chunkBytes;
+ * at most `maxParts` parts (the smallest batch an attention of the block sees). `u` itself when one part fits.
+ */
+export function chunked<U extends UNetCtx>(
+  u: U,
+  rows: number,
+  tokens: number,
+  dim: number,
+  maxParts: number,
+): U {
+  const parts = partsFor(u.chunkBytes ?? DEFAULT_CHUNK_BYTES, rows, tokens * 4 * dim * 4, maxParts);
+  return parts > 1 ? { ...u, chunks: parts } : u;
 }
 
 /** Channels in and out of a resnet. */

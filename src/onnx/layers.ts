@@ -5,6 +5,7 @@
  */
 import { DataType } from "./proto.ts";
 import type { Graph, Value, WeightSource } from "./graph.ts";
+import { type ChunkCtx, inChunks } from "./attention_chunked.ts";
 
 /** How attention is computed: the fused com.microsoft kernel, or MatMul/Softmax so probabilities can be tapped. */
 export type AttentionForm = "fused" | "plain";
@@ -13,7 +14,7 @@ export type AttentionForm = "fused" | "plain";
 export type AttentionProbe = "mean" | "heads";
 
 /** What a network builder threads through every layer. */
-export interface Ctx {
+export interface Ctx extends ChunkCtx {
   g: Graph;
   w: WeightSource;
   /** Key prefix of this network inside the checkpoint (e.g. `denoising_unet.`). */
@@ -259,6 +260,16 @@ export function geglu(c: Ctx, path: string, x: Value, dimIn: number, dimOut: num
 
 /** diffusers FeedForward with GEGLU (`net.0` GEGLU, `net.2` Linear). */
 export function feedForward(c: Ctx, path: string, x: Value, dim: number, mult = 4, outName?: string): Value {
+  if ((c.chunks ?? 1) > 1) {
+    return inChunks(
+      c,
+      path,
+      [x],
+      c.chunks!,
+      outName ?? path,
+      (cc, [xc], name) => feedForward(cc, path, xc, dim, mult, name),
+    );
+  }
   const inner = dim * mult;
   const h = geglu(c, `${path}.net.0`, x, dim, inner);
   return linear(c, `${path}.net.2`, h, inner, dim, true, outName ?? path);
@@ -288,6 +299,17 @@ export function attention(
   o: AttentionOptions,
   outName?: string,
 ): Value {
+  // A probed site keeps the whole batch: its probabilities come out whole.
+  if ((c.chunks ?? 1) > 1 && !c.attentionProbes?.has(path)) {
+    return inChunks(
+      c,
+      path,
+      [q, kv],
+      c.chunks!,
+      outName ?? path,
+      (cc, [qc, kvc], name) => attention(cc, path, qc, kvc, o, name),
+    );
+  }
   const n = o.names ?? { q: "to_q", k: "to_k", v: "to_v", out: "to_out.0" };
   const inner = o.heads * o.dimHead;
   const kvDim = o.kvDim ?? o.queryDim;
