@@ -18,7 +18,7 @@ import { buildDenoisingUNet, denoisingBankInputs } from "../src/models/denoising
 import { HALLO_UNET_KWARGS, parseUNetConfig } from "../src/models/unet_config.ts";
 import { SD15_UNET_CONFIG } from "../src/models/full_configs.ts";
 import type { BuildOptions } from "../src/models/unet_parts.ts";
-import { LayoutRecorder } from "../src/weights/tiny_layout.ts";
+import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { Tensor } from "../src/tensor.ts";

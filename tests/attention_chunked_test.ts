@@ -10,7 +10,7 @@ import type { BuildOptions } from "../src/models/unet_parts.ts";
 import { partsFor } from "../src/onnx/attention_chunked.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { Tensor } from "../src/tensor.ts";
-import { TINY_AUDIO_PROJ, TINY_UNET_KWARGS } from "../src/weights/tiny_configs.ts";
+import { TINY_AUDIO_PROJ, TINY_UNET_KWARGS } from "../src/tiny/configs.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { tinyModel } from "./helpers/shared.ts";
 
