@@ -1,16 +1,19 @@
 /**
- * `deno task bench [--quick] [--only networks|image|audio]`: every benchmark, printed as tables.
+ * `deno task bench [--quick] [--json] [--force-64] [--only networks|image|audio|peak|unet32|unet64|vae512[,...]]`:
+ * every benchmark, printed as tables (`--json`: the roofline rows as JSON lines, see roofline.ts).
  * networks: build, session creation, forward and peak RSS of each network at the tiny size and at the real
  * full size with random weights (one process per network so peak RSS is its own; the full UNets write
  * 3.4 GB and 6.1 GB temporary checkpoints). `--quick` runs the tiny sizes only.
  */
 import { fileURLToPath } from "node:url";
 import { table } from "./util.ts";
+import { roofline, ROOFLINE_ROWS } from "./roofline.ts";
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const args = Deno.args;
 const quick = args.includes("--quick");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const selected = (row: string) => !only || only.split(",").includes(row);
 
 /** Upstream PyTorch 1.13 on this CPU, 2 threads, 16x16 latent, 2+2 frames, CFG (spec section 9). */
 const UPSTREAM_S: Record<string, number> = { reference_unet: 3.05, denoising_unet: 5.2 };
@@ -89,6 +92,10 @@ async function script(file: string, extra: string[]): Promise<void> {
   if (!r.success) console.error(`bench: ${file} failed`);
 }
 
-if (!only || only === "networks") await networks();
-if (!only || only === "image") await script("./image.ts", []);
-if (!only || only === "audio") await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);
+if (selected("networks")) await networks();
+if (selected("image")) await script("./image.ts", []);
+if (selected("audio")) await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);
+const roofRows = ROOFLINE_ROWS.filter(selected);
+if (!quick && roofRows.length) {
+  await roofline(roofRows, { json: args.includes("--json"), force64: args.includes("--force-64") });
+}

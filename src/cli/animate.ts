@@ -7,6 +7,7 @@ import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../weights/tiny_configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
+import { checkRunCost } from "../stages/generate/cost.ts";
 import { defaultRunDir, loadModelsFor, prepareInputs, renderVideo } from "../stages/generate/run.ts";
 import { GENERATION_OPTIONS, num, readableFile, runOptions, UsageError, writablePath } from "./options.ts";
 import { clipStepProgress, StepProgress } from "./progress.ts";
@@ -75,6 +76,14 @@ export async function run(args: string[]): Promise<number> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
     const runDir = v["run-dir"] ?? defaultRunDir(out);
+    await checkRunCost({
+      weightsDir,
+      size,
+      steps: settings.steps,
+      guidance: settings.cfg > 1,
+      device,
+      audio,
+    });
 
     const progress = new StepProgress();
     console.error(`preparing ${image} and ${audio} ...`);
