@@ -1,23 +1,27 @@
 /**
- * `deno task bench [--quick] [--only networks|sessions|image|audio|step512] [--json]`: every benchmark,
- * printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
+ * `deno task bench [--quick] [--json] [--force-64]
+ *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512[,...]]`:
+ * every benchmark, printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
  * networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
  * network at the tiny size and at the real full size with random weights (one process per network so peak
  * RSS is its own; the full UNets write 3.4 GB and 6.1 GB temporary checkpoints). sessions: cold and warm
  * session creation of both full-size UNets through the optimised-model cache. step512: one 512x512 step
- * after its self-check. `--quick` runs the tiny sizes only.
+ * after its self-check. peak/unet32/unet64/vae512: the machine's GEMM peak and profiled forwards with
+ * achieved GFLOP/s per op class (roofline.ts). `--quick` runs the tiny sizes only.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { treeBytes } from "../src/weights/clean_caches.ts";
 import { formatBytes } from "../src/util/bytes.ts";
 import { table } from "./util.ts";
+import { roofline, ROOFLINE_ROWS } from "./roofline.ts";
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const args = Deno.args;
 const quick = args.includes("--quick");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
 const json = args.includes("--json");
+const selected = (row: string) => !only || only.split(",").includes(row);
 
 /** Upstream PyTorch 1.13 on this CPU, 2 threads, 16x16 latent, 2+2 frames, CFG (spec section 9). */
 const UPSTREAM_S: Record<string, number> = { reference_unet: 3.05, denoising_unet: 5.2 };
@@ -206,8 +210,10 @@ async function script(file: string, extra: string[]): Promise<void> {
   if (!r.success) console.error(`bench: ${file} failed`);
 }
 
-if (!only || only === "networks") await networks();
-if (!only || only === "sessions") await sessions();
-if (!only || only === "image") await script("./image.ts", []);
-if (!only || only === "audio") await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);
-if ((!only && !quick) || only === "step512") await step512();
+if (selected("networks")) await networks();
+if (selected("sessions") && !quick) await sessions();
+if (selected("image")) await script("./image.ts", []);
+if (selected("audio")) await script("./audio.ts", quick ? ["--quick", "--no-10min"] : []);
+const roofRows = ROOFLINE_ROWS.filter(selected);
+if (!quick && roofRows.length) await roofline(roofRows, { json, force64: args.includes("--force-64") });
+if (selected("step512") && !quick) await step512();

@@ -7,6 +7,7 @@ import { parseDType, warnIfFp16OnCpu } from "../runtime/dtype.ts";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
+import { checkRunCost } from "../stages/generate/cost.ts";
 import { Hallo } from "../stages/generate/hallo.ts";
 import { defaultRunDir, prepareInputs } from "../stages/generate/run.ts";
 import { openRunFor, type RunDir, RunPathError } from "../stages/generate/run_dir.ts";
@@ -90,6 +91,15 @@ export async function run(args: string[]): Promise<number> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
     const runDir = v["run-dir"] ?? defaultRunDir(out);
+    // Before the run dir is opened: a run that cannot fit is refused without touching it.
+    await checkRunCost({
+      weightsDir,
+      size,
+      steps: settings.steps,
+      guidance: settings.cfg > 1,
+      device,
+      audio,
+    });
     run = await openRunFor({ image, audio, out, runDir, weightsDir, resume: v.resume }, {
       ...settings,
       faceExpandRatio,

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { resolveWeightsDir } from "../weights/locate.ts";
 import { readTinyConfigs } from "../tiny/configs.ts";
+import { checkRunCost } from "../stages/generate/cost.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/sweep.ts";
 import { RunPathError } from "../stages/generate/run_dir.ts";
@@ -107,6 +108,15 @@ export async function run(args: string[]): Promise<number> {
     const weightsDir = resolveWeightsDir(v.weights);
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
+    await checkRunCost({
+      weightsDir,
+      size,
+      steps,
+      guidance: axes.cfg.some((c) => c > 1),
+      device,
+      audio,
+      runs,
+    });
 
     const progress = new StepProgress();
     console.error(`sweep of ${runs} settings into ${outDir}`);

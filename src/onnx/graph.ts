@@ -228,6 +228,11 @@ export class Graph {
     return v;
   }
 
+  /** The initializer (checkpoint weight or inline constant) named `name`: type, dims, inline bytes. */
+  initializer(name: string): Readonly<TensorInfo> | undefined {
+    return this.initializers.get(name);
+  }
+
   /** Every checkpoint key bound so far, with the expected shapes. */
   boundKeys(): Binding[] {
     return [...this.bindings.values()];

@@ -16,6 +16,8 @@ export interface SessionOptions {
   mmapWeights?: boolean;
   /** Graph optimisation level (default "all"). */
   optimization?: "disabled" | "basic" | "extended" | "all";
+  /** Records node timings; `endProfiling()` writes them to `${profilePrefix}_<date>.json` (see profile.ts). */
+  profilePrefix?: string;
 }
 
 /** A loaded network: named tensors in, named tensors out. */
@@ -39,6 +41,7 @@ export class Session {
       extra,
     };
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
+    if (o.profilePrefix) Object.assign(opts, { enableProfiling: true, profileFilePrefix: o.profilePrefix });
     try {
       // a network loaded before on this machine skips ORT's graph optimisation (see optimized_cache.ts)
       const level = o.optimization ?? "all";
@@ -74,6 +77,11 @@ export class Session {
       v.dispose();
     }
     return res;
+  }
+
+  /** Stops profiling (sessions created with `profilePrefix`) and writes the trace file. */
+  endProfiling(): void {
+    this.ort.endProfiling();
   }
 
   async release(): Promise<void> {

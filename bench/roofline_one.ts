@@ -1,0 +1,91 @@
+/**
+ * One forward of one network at one geometry, with random weights, profiled: FLOPs per op class counted
+ * from the graph, kernel time per op class from ORT's profiler, session creation and peak RSS. A warm-up
+ * forward, then the measured one (both profiled; the last is used). Prints one JSON line.
+ * Usage: deno run -A bench/roofline_one.ts <reference_unet|denoising_unet|vae_decoder> <size px> <frames> [nocfg]
+ * BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there.
+ */
+import { join } from "node:path";
+import { graphCost } from "../src/onnx/flops.ts";
+import { DataType } from "../src/onnx/proto.ts";
+import { readProfile } from "../src/runtime/profile.ts";
+import { Session } from "../src/runtime/session.ts";
+import {
+  buildCostNetwork,
+  costInputDims,
+  type CostNetwork,
+  fullSizeConfigs,
+  type RunGeometry,
+} from "../src/stages/generate/cost_networks.ts";
+import type { Tensor } from "../src/tensor.ts";
+import { WeightStore } from "../src/weights/store.ts";
+import { LayoutRecorder } from "../src/tiny/layout.ts";
+import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
+
+const [network, sizeArg, framesArg, cfgArg] = Deno.args as [CostNetwork, string, string, string?];
+const geo: RunGeometry = { size: Number(sizeArg), frames: Number(framesArg), guidance: cfgArg !== "nocfg" };
+const configs = fullSizeConfigs();
+
+function fill(dims: number[], name: string, elemType: number): Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (elemType === DataType.INT64) return { dtype: "int64", shape: dims, data: new BigInt64Array(n) };
+  const d = new Float32Array(n);
+  if (name === "timestep") d.fill(874);
+  else if (name === "motion_scale") d.fill(1);
+  else for (let i = 0; i < n; i++) d[i] = Math.sin(i * 12.9898 + 1) * 0.8;
+  return { dtype: "float32", shape: dims, data: d };
+}
+
+const rec = network === "vae_decoder"
+  ? new LayoutRecorder((k) => k.endsWith(".query.weight"))
+  : new LayoutRecorder();
+const counted = buildCostNetwork(network, geo, configs, rec);
+const inputDims = costInputDims(network, geo, configs);
+const cost = graphCost(counted, inputDims);
+const keep = Deno.env.get("BENCH_KEEP");
+const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-roofline-" });
+const profDir = await Deno.makeTempDir({ prefix: "hallo-profile-" });
+try {
+  await Deno.mkdir(dir, { recursive: true });
+  // the keys a network binds do not depend on the geometry: one checkpoint per network
+  const file = join(dir, `${network}-full.safetensors`);
+  const exists = await Deno.stat(file).then(() => true, () => false);
+  if (!exists || !keep) {
+    // written under another name first: a killed bench leaves no half checkpoint for the next to reuse
+    await writeRandomSafetensors(`${file}.part`, rec.tensors().map((t) => ({ ...t, shape: [...t.shape] })));
+    await Deno.rename(`${file}.part`, file);
+  }
+  const g = buildCostNetwork(network, geo, configs, WeightStore.open(file));
+  const [session, session_s] = await timed(() =>
+    Session.create(g.encode(dir), dir, { threads: 2, profilePrefix: join(profDir, "ort") })
+  );
+  const feeds: Record<string, Tensor> = {};
+  for (const i of g.inputs) {
+    feeds[i.name] = fill(inputDims[i.name] ?? (i.dims as number[]), i.name, i.elemType);
+  }
+  const [, first_s] = await timed(() => session.run(feeds));
+  const [, forward_s] = await timed(() => session.run(feeds));
+  session.endProfiling();
+  await session.release();
+  const runs = await readProfile(profDir);
+  const last = runs[runs.length - 1];
+  console.log(JSON.stringify({
+    network,
+    ...geo,
+    flops: cost.flops,
+    total_flops: cost.totalFlops,
+    weight_bytes: cost.weightBytes,
+    activation_peak_bytes: cost.activationPeakBytes,
+    attention_scores_bytes: cost.attentionScoresBytes,
+    session_s,
+    first_s,
+    forward_s,
+    profiled_s: last.seconds,
+    class_s: last.byClass,
+    op_s: last.byOp,
+    peak_rss_mib: peakRssMiB(),
+  }));
+} finally {
+  if (!keep) await Deno.remove(dir, { recursive: true });
+  await Deno.remove(profDir, { recursive: true });
+}
