@@ -330,7 +330,7 @@ export class Hallo {
     runDir: string,
     clip: number,
     step: number,
-    o: ReplayOptions & { interventions?: readonly PlannedIntervention[] } = {},
+    o: ReplayOptions = {},
   ): Promise<ReplayResult> {
     return await replayStep(this.models, runDir, clip, step, { ...o, dtype: this.o.dtype });
   }
@@ -370,6 +370,7 @@ export class Hallo {
     const res = await renderVideo(this.models, prepared, settings, {
       ...o,
       record: {
+        weightsDir: this.weightsDir,
         ...o.record,
         ...(interventions.length ? { interventions } : {}),
         ...(o.recordSteps ? { record_steps: true } : {}),

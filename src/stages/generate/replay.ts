@@ -8,7 +8,14 @@
 import type { SamplerStep } from "../../sampling/sampler.ts";
 import type { F32Tensor } from "../../tensor.ts";
 import type { ActivationCache } from "../inspect/cache.ts";
-import type { PlannedIntervention } from "../inspect/interventions.ts";
+import {
+  type Intervention,
+  type InterventionSources,
+  type PlannedIntervention,
+  sourceNeeded,
+} from "../inspect/interventions.ts";
+import { parseInterventions } from "../inspect/interventions_json.ts";
+import { f32 } from "../../tensor.ts";
 import { GenerationError } from "./errors.ts";
 import type { HalloModels } from "./models.ts";
 import { latentShape } from "./noise.ts";
@@ -20,8 +27,39 @@ import type { RecordedStep } from "./run_steps.ts";
 export interface ReplayOptions {
   /** Records the UNet's probes at the step. */
   cache?: ActivationCache;
-  /** Applied at the step (their `steps`, if any, must include it). */
-  interventions?: readonly PlannedIntervention[];
+  /** Applied at the step (their `steps`, if any, must include it); bare ones resolved by `replayInterventions`. */
+  interventions?: readonly (Intervention | PlannedIntervention)[];
+}
+
+/**
+ * Interventions for a replay of `runDir`, their sources taken from the run dir itself: another clip's audio is
+ * the cond half of that clip's recorded audio tokens. Sources the run dir does not hold (another image's bank
+ * or face embedding, another clip's motion frames) must be given (`{ intervention, sources }`).
+ */
+export async function replayInterventions(
+  runDir: string,
+  list: readonly (Intervention | PlannedIntervention)[],
+): Promise<PlannedIntervention[]> {
+  const out: PlannedIntervention[] = [];
+  for (const e of list) {
+    if ("intervention" in e) {
+      out.push(e);
+      continue;
+    }
+    let sources: InterventionSources = {};
+    if (e.kind === "audio-clip") {
+      const a = (await readRunStep(runDir, e.clip, 0)).conditioning.audioTokens;
+      const per = a.data.length / a.shape[0];
+      sources = { audio: f32([1, ...a.shape.slice(1)], a.data.slice(a.data.length - per)) };
+    } else if (sourceNeeded(e)) {
+      throw new GenerationError(
+        `intervention ${e.kind}: its source (${sourceNeeded(e)}) is not in the run dir ${runDir}; ` +
+          `give it as { intervention, sources } (Hallo.sources resolves it with the inputs)`,
+      );
+    }
+    out.push({ intervention: e, sources });
+  }
+  return out;
 }
 
 /** A replayed step and how far it is from the recording. */
@@ -103,7 +141,11 @@ export async function replayStep(
     start: step,
     stop: step + 1,
     cache: o.cache,
-    interventions: o.interventions,
+    // The run's own interventions first (the recording includes their effect), then the replay's.
+    interventions: await replayInterventions(runDir, [
+      ...parseInterventions(rec.interventions ?? [], `${runDir}/run.json interventions`),
+      ...o.interventions ?? [],
+    ]),
   });
   const r = await it.next();
   if (r.done) throw new GenerationError(`replay of step ${step} ran no step`);
