@@ -359,6 +359,8 @@ export { bankFigure, shortPath } from "./src/viz/bank.ts";
 export { attentionFigure, attentionProbes } from "./src/viz/attention.ts";
 export { type DecodeFn, latentFrame, stepsFigure } from "./src/viz/steps.ts";
 export { gridFigure } from "./src/viz/grid.ts";
+export { drawFigure } from "./src/viz/draw.ts";
+export type { FigureSpec } from "./src/viz/panels.ts";
 export {
   describeAudioAttribution,
   describeGuidanceRegions,
