@@ -173,6 +173,17 @@ Deno.test("front door interventions: same tensor and lip-weight-0 patches change
     assert.equal(caches.length, 1);
     assert.deepEqual(caches[0].steps(LIP), [0, 1]);
     assert.ok(caches[0].spillFiles.every((f) => f.startsWith(join(res.runDir, "clip-0000.activations-"))));
+    // A resume must continue with the run's interventions: others are refused before any clip is computed.
+    await assert.rejects(
+      () =>
+        hallo.animate(fixture("astronaut.png"), fixture("speech.wav"), {
+          out: join(work, "v.mp4"),
+          steps: STEPS,
+          resume: true,
+          interventions: [{ kind: "audio-silence" }],
+        }),
+      /was made with interventions \[\{"kind":"audio-shift","by":1,"steps":\[0\]\}\], this run has/,
+    );
   } finally {
     await hallo.release();
     await Deno.remove(work, { recursive: true });

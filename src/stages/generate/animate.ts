@@ -115,6 +115,15 @@ export async function animate(
   };
   const diff = identityDifference(run.identity, asked);
   if (diff) throw new RunDirError(`run dir ${run.dir} was opened for a run with ${diff}`);
+  // Interventions change the frames but are not part of the identity (it names plain runs): a resume must
+  // continue with the ones the run was made with.
+  if (run.resume && run.record) {
+    const was = JSON.stringify(run.record.interventions ?? []),
+      now = JSON.stringify(o.record?.interventions ?? []);
+    if (was !== now) {
+      throw new RunDirError(`run dir ${run.dir} was made with interventions ${was}, this run has ${now}`);
+    }
+  }
   const start = await run.begin(
     { clips, audioLength: audio.audioLength, width: W, height: H, framesPerClip: F, motionFrames: M },
     o.record,
