@@ -78,7 +78,7 @@ Deno.test("front door: the cache records every step; outputs are bit-identical w
   }
 });
 
-Deno.test("front door interventions: same tensor and lip-weight-0 patches change nothing; audio swaps swap attributions; animate records them", async () => {
+Deno.test("front door interventions: same tensor and lip-weight-0 patches change nothing; audio swaps swap attributions; occlusion; animate records them", async () => {
   const { hallo, work } = await setup(true);
   try {
     const clip = await hallo.clip(0);
@@ -155,6 +155,14 @@ Deno.test("front door interventions: same tensor and lip-weight-0 patches change
       bytes(await attribution(clipB, { interventions: [{ kind: "audio-clip", clip: 0 }] })),
       bytes(a),
     );
+
+    // Occlusion through the front door: silencing a window moves the lip region; with every audio branch
+    // weighted 0 the audio reaches nothing, and the change is exactly 0.
+    const occ = await hallo.occlusion(clip, { steps: STEPS, bank, windows: [0, 2] });
+    assert.deepEqual([occ.windows, occ.frames, occ.change.shape], [[0, 2], 4, [2, 4]]);
+    assert.ok(occ.change.data.some((v) => v > 0));
+    const mute = await hallo.occlusion(clip, { steps: STEPS, bank, windows: [0, 2], motionScale: [0, 0, 0] });
+    assert.ok(mute.change.data.every((v) => v === 0), `${mute.change.data}`);
 
     // animate: the interventions in run.json, each clip's cache spilled into the run dir under its prefix.
     const caches: ActivationCache[] = [];

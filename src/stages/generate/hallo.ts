@@ -6,7 +6,7 @@
  */
 import { manualSeed } from "../../sampling/noise.ts";
 import type { SamplerStep } from "../../sampling/sampler.ts";
-import type { F32Tensor } from "../../tensor.ts";
+import { f32, type F32Tensor } from "../../tensor.ts";
 import { readTinyConfigs } from "../../tiny/configs.ts";
 import { prepareAudio, type PrepareAudioOptions, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage, type PrepareImageOptions } from "../image/prepare.ts";
@@ -17,6 +17,7 @@ import {
   type PlannedIntervention,
   sourceNeeded,
 } from "../inspect/interventions.ts";
+import { type Occlusion, occlusionAttribution } from "../inspect/occlusion.ts";
 import { projectFaceEmbedding } from "../networks/projections.ts";
 import { decodeLatents } from "../networks/vae.ts";
 import { videoFrame } from "../video/frames.ts";
@@ -320,6 +321,44 @@ export class Hallo {
       return { latents: r.value, video: await this.decode(r.value) };
     };
     return compareVariants(clip.inputs.masks, await run(a), await run(b));
+  }
+
+  /**
+   * Causal lip sync by occlusion: silences each audio window of the clip in turn (all, or `o.windows`), runs the
+   * clip again from the same noise and bank, and measures per frame how much the final latents change inside
+   * the region's mask (`o.region`, default the lip; level 0 of the pyramid, the latent grid).
+   *
+   * @example
+   * ```ts ignore
+   * const occ = await hallo.occlusion(await hallo.clip(0), { steps: 40, windows: [0, 8] });
+   * console.log(occ.change.data); // (windows, F): row k = silencing window k
+   * ```
+   */
+  async occlusion(
+    clip: HalloClip,
+    o: HalloDenoiseOptions & { windows?: readonly number[]; region?: "full" | "face" | "lip" } = {},
+  ): Promise<Occlusion> {
+    const bank = o.bank ?? await this.bank(clip);
+    const { windows, region, ...denoiseOptions } = o;
+    const t = clip.audioTokens;
+    const per = t.data.length / t.shape[0];
+    const cond = f32([1, ...t.shape.slice(1)], t.data.slice(t.data.length - per));
+    const run = async (audio: F32Tensor): Promise<F32Tensor> => {
+      const it = this.denoise(clip, {
+        ...denoiseOptions,
+        bank,
+        interventions: [
+          ...denoiseOptions.interventions ?? [],
+          { intervention: { kind: "audio-clip", clip: clip.index }, sources: { audio } },
+        ],
+      });
+      let r = await it.next();
+      while (!r.done) r = await it.next();
+      return r.value;
+    };
+    const { height: h, width: w } = this.models.geometry;
+    const mask = clip.inputs.masks[region ?? "lip"][0].data.subarray(0, h * w);
+    return await occlusionAttribution(run, cond, { axis: 1, mouth: mask, windows });
   }
 
   /**
