@@ -187,6 +187,92 @@ export { type MediaInfo, probeMedia, writeMp4 } from "./src/stages/video/mp4.ts"
 export { maskWeights, MotionEnergyMeter, type RegionEnergy } from "./src/stages/video/motion_energy.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
+// Inspection: activation caches, interventions (patching), attribution measures, variant comparison, replay
+// ---------------------------------------------------------------------------------------------------------------
+/**
+ * Record what the UNet computes (probes asked for at load), change what it sees, and measure the difference.
+ *
+ * @example The lip branch's audio attention over a clip, and the clip with its audio silenced at step 1
+ * ```ts ignore
+ * const site = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
+ * const hallo = await Hallo.load(dir, { size: 64, frames: 4, probes: { attention: { [site]: "heads" } } });
+ * await hallo.prepare("fixtures/astronaut.png", "fixtures/speech.wav");
+ * const clip = await hallo.clip(0);
+ * const cache = new ActivationCache({ sites: { [`${site}.probs`]: { mean: ["heads", "steps"], headAxis: 1 } }, maxBytes: 1e8 });
+ * for await (const s of hallo.denoise(clip, { steps: 2, cache })) void s; // every step recorded
+ * const a = audioAttribution([{ probs: cache.get(`${site}.probs`), mask: clip.masks.lip[0] }], { frames: 4, height: 8, width: 8 });
+ * const d = await hallo.compare(clip, { steps: 2 }, { steps: 2, interventions: [{ kind: "audio-silence", steps: [1] }] });
+ * console.log(a.total, d.regions.lip);
+ * ```
+ */
+export {
+  ActivationCache,
+  type ActivationCacheOptions,
+  type ActivationRecord,
+} from "./src/stages/inspect/cache.ts";
+export type { SiteReduction } from "./src/stages/inspect/reduce.ts";
+export { InspectError } from "./src/stages/inspect/errors.ts";
+export { clipActivationCache, type ClipCacheOptions } from "./src/stages/generate/clip_cache.ts";
+export {
+  applyIntervention,
+  applyInterventions,
+  type Intervention,
+  INTERVENTION_KINDS,
+  type InterventionSources,
+  type PlannedIntervention,
+  sourceNeeded,
+} from "./src/stages/inspect/interventions.ts";
+export { parseIntervention, parseInterventions } from "./src/stages/inspect/interventions_json.ts";
+export { checkAttentionMass, meanHeads } from "./src/stages/inspect/attention_mass.ts";
+export {
+  AUDIO_BRANCHES,
+  type AudioAttribution,
+  audioAttribution,
+  type AudioBranch,
+  audioBranchSite,
+  type AudioLayerProbe,
+} from "./src/stages/inspect/audio_attribution.ts";
+export {
+  type BankShare,
+  bankShare,
+  bankShareSeries,
+  type IdentityDrift,
+  identityDrift,
+} from "./src/stages/inspect/identity.ts";
+export {
+  frameDifference,
+  type MotionAttention,
+  motionAttention,
+  type Seam,
+  seamAttention,
+  seamMeasure,
+} from "./src/stages/inspect/temporal.ts";
+export {
+  guidanceByRegion,
+  type GuidanceRegionRow,
+  type GuidanceStep,
+} from "./src/stages/inspect/guidance_regions.ts";
+export {
+  type ClipRunner,
+  mouthChange,
+  type Occlusion,
+  occlusionAttribution,
+  shiftWindows,
+  silenceWindow,
+} from "./src/stages/inspect/occlusion.ts";
+export { regionMeanAbsDiff } from "./src/stages/inspect/region_mean.ts";
+export { type ClipComparison, type ClipVariant, compareVariants } from "./src/stages/generate/compare.ts";
+export {
+  replayInterventions,
+  type ReplayOptions,
+  type ReplayResult,
+  replayStep,
+  replayTolerance,
+} from "./src/stages/generate/replay.ts";
+export { readRunStep } from "./src/stages/generate/run_dir.ts";
+export type { RecordedStep, RecordedSteps } from "./src/stages/generate/run_steps.ts";
+
+// ---------------------------------------------------------------------------------------------------------------
 // Sampling: DDIM, guidance, upstream-exact noise, the step iterator
 // ---------------------------------------------------------------------------------------------------------------
 export {
@@ -273,6 +359,16 @@ export { bankFigure, shortPath } from "./src/viz/bank.ts";
 export { attentionFigure, attentionProbes } from "./src/viz/attention.ts";
 export { type DecodeFn, latentFrame, stepsFigure } from "./src/viz/steps.ts";
 export { gridFigure } from "./src/viz/grid.ts";
+export { drawFigure } from "./src/viz/draw.ts";
+export type { FigureSpec } from "./src/viz/panels.ts";
+export {
+  describeAudioAttribution,
+  describeGuidanceRegions,
+  describeIdentityDrift,
+  describeMotionAttention,
+  describeOcclusion,
+  type InspectFigureOptions,
+} from "./src/viz/inspect_figures.ts";
 export { chwToRgb, type RgbImage } from "./src/viz/raster.ts";
 export { ReportError, type RunReport, type RunReportOptions, writeRunReport } from "./src/report/report.ts";
 export { writeSweepReport } from "./src/report/sweep.ts";

@@ -28,6 +28,7 @@ const NAMES = [
   "03_reference_bank.ipynb",
   "04_denoising_steps.ipynb",
   "05_ablation.ipynb",
+  "06_which_audio_drives_the_mouth.ipynb",
 ];
 const PLOTLY = "application/vnd.plotly.v1+json";
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import sharp from "sharp";
 import { bankSlots } from "../src/models/bank.ts";
-import { runFiles } from "../src/stages/generate/run_dir.ts";
+import { runFiles, runFrame } from "../src/stages/generate/run_dir.ts";
 import { loadHalloModels } from "../src/stages/generate/models.ts";
 import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { decodeLatents } from "../src/stages/networks/vae.ts";
@@ -288,6 +288,20 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
     () => stepsFigure(clip.steps, { latentShape: clip.latents.shape, frame: F }),
     /frame 16/,
   );
+});
+
+Deno.test("report: the seam measure at every clip boundary, from the frames as written", async () => {
+  const rep = await writeRunReport(render, prepared, join(OUT, "seams.html"));
+  assert.ok(render.clips >= 2, `the run has ${render.clips} clips`);
+  assert.equal(rep.seams.length, render.clips - 1);
+  assert.deepEqual(rep.interventions, []);
+  // Known answer for the first boundary: mean |a - b| / 255 over the pixels of clip 0's last and clip 1's first frame.
+  const a = (await runFrame(render.runDir, F - 1)).data, b = (await runFrame(render.runDir, F)).data;
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] / 255 - b[i] / 255);
+  assert.ok(Math.abs(rep.seams[0].seam - s / a.length) < 1e-6, `${rep.seams[0].seam} vs ${s / a.length}`);
+  assert.ok(rep.seams.every((m) => m.within > 0 && m.ratio === m.seam / m.within));
+  assert.match(await Deno.readTextFile(rep.html), /Seams \(clip boundaries/);
 });
 
 Deno.test({

@@ -23,6 +23,7 @@ import {
   UsageError,
   writablePath,
 } from "./options.ts";
+import { patchOption } from "./patches.ts";
 import { progressEvents, StepProgress } from "./progress.ts";
 
 const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [options]
@@ -43,7 +44,11 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --threads N             ORT intra-op threads (default: all cores)
   --no-separate           skip vocal separation
   --run-dir DIR           where finished clips and run.json go (default: <out>.run)
-  --resume                continue the run in --run-dir from its last finished clip`;
+  --resume                continue the run in --run-dir from its last finished clip
+  --record-steps          make the run replayable: each clip's conditioning and per-step latents and guided
+                          predictions go into the run dir (clips/NNNN.steps.safetensors; see hallo replay)
+  --patch JSON            an intervention for every clip ('{"kind":"audio-shift","by":2}', a JSON array, or
+                          @file.json); repeatable; recorded in run.json`;
 
 export async function run(args: string[]): Promise<number> {
   let v;
@@ -53,6 +58,8 @@ export async function run(args: string[]): Promise<number> {
       dtype: { type: "string" },
       "run-dir": { type: "string" },
       resume: { type: "boolean" },
+      "record-steps": { type: "boolean" },
+      patch: { type: "string", multiple: true },
     } as const;
     v = parseArgs({ args: joinNegativeValues(args, options), options }).values;
   } catch (e) {
@@ -82,6 +89,7 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError(`--dtype: ${(e as Error).message}`);
     }
     warnIfFp16OnCpu(dtype, device);
+    const patches = await patchOption(v.patch);
     await probeDevice(device);
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
@@ -138,6 +146,8 @@ export async function run(args: string[]): Promise<number> {
         dtype,
         record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
         onEvent: log,
+        recordSteps: v["record-steps"],
+        interventions: patches,
       });
       progress.done();
       for (const p of run.problems) console.error(`warning: ${p}`);

@@ -1,6 +1,7 @@
 /**
  * `writeRunReport`: an HTML report of a finished (or partial) run next to its video: the run record's facts,
- * the portrait and audio figures of the prepared inputs, motion energy per mask, thumbnails of the frames,
+ * the portrait and audio figures of the prepared inputs, motion energy per mask, the seam measure at every clip
+ * boundary, the run's interventions and whether it is replayable, thumbnails of the frames,
  * and any extra figures (bank, attention, steps from `captureFirstClip`), with one local plotly.js.
  */
 import { dirname, relative, resolve } from "node:path";
@@ -17,6 +18,8 @@ import {
   type RunRecord,
 } from "../stages/generate/run_dir.ts";
 import { portraitFigure } from "../viz/portrait.ts";
+import { type Seam, seamMeasure } from "../stages/inspect/temporal.ts";
+import { f32, type F32Tensor } from "../tensor.ts";
 import { type FactTable, renderReportHtml } from "./html.ts";
 import { type MotionEnergy, motionEnergy } from "./measures.ts";
 import { motionEnergyFigure } from "./measures_figure.ts";
@@ -40,6 +43,10 @@ export interface RunReport {
   plotly: string;
   figures: string[];
   motion: MotionEnergy;
+  /** The seam measure at each boundary between finished clips (clip k after clip k-1, k >= 1). */
+  seams: Seam[];
+  /** The run's interventions (run.json `interventions`), if any. */
+  interventions: unknown[];
   /** The video the report links to (absolute), if any. */
   video?: string;
 }
@@ -57,6 +64,48 @@ interface ReportedFields {
   output?: string;
   tiny?: boolean;
   weightsDir?: string;
+  interventions?: unknown[];
+  record_steps?: boolean;
+}
+
+/** One clip of RGB24 frames (F x H x W x 3) as (1, 3, F, H, W) in [0, 1], as the seam measure takes videos. */
+function clipVideo(frames: readonly Uint8Array[], width: number, height: number): F32Tensor {
+  const P = width * height, F = frames.length;
+  const out = new Float32Array(3 * F * P);
+  frames.forEach((fr, f) => {
+    for (let p = 0; p < P; p++) {
+      for (let c = 0; c < 3; c++) out[(c * F + f) * P + p] = fr[p * 3 + c] / 255;
+    }
+  });
+  return f32([1, 3, F, height, width], out);
+}
+
+/** The seam measure at every clip boundary of the finished clips (frames as written, quantised to 8 bits). */
+async function runSeams(
+  runDir: string,
+  geo: {
+    clips: number;
+    frames: number;
+    framesPerClip: number;
+    width: number;
+    height: number;
+    finished: number;
+  },
+): Promise<Seam[]> {
+  const seams: Seam[] = [];
+  let clip: Uint8Array[] = [];
+  let previous: F32Tensor | undefined;
+  // Whole clips only (the padding of the last one included is fine: it is what the model made).
+  const all = { ...geo, frames: geo.clips * geo.framesPerClip };
+  for await (const fr of readRunFrames(runDir, all)) {
+    clip.push(fr.slice());
+    if (clip.length < geo.framesPerClip) continue;
+    const video = clipVideo(clip, geo.width, geo.height);
+    if (previous) seams.push(seamMeasure(previous, video));
+    previous = video;
+    clip = [];
+  }
+  return seams;
 }
 
 function fmt(v: unknown): string {
@@ -107,6 +156,8 @@ export async function writeRunReport(
     face: masks.sepFace,
     background: masks.sepBackground,
   });
+  const seams = await runSeams(runDir, geo);
+  const interventions = Array.isArray(rec.interventions) ? rec.interventions : [];
   const n = Math.min(o.thumbnails ?? 8, geo.frames);
   const picks = Array.from({ length: n }, (_, i) => Math.round((i * (geo.frames - 1)) / Math.max(1, n - 1)));
   const thumbs = await Promise.all(picks.map((i) => runFrame(runDir, i, geo)));
@@ -164,6 +215,27 @@ export async function writeRunReport(
         ],
       ],
     },
+    ...(seams.length
+      ? [{
+        title:
+          "Seams (clip boundaries: first-frame difference to the previous clip vs frame-to-frame within)",
+        rows: seams.map((m, i): [string, string] => [
+          `clip ${i} -> ${i + 1}`,
+          `seam ${fmt(m.seam)}, within ${fmt(m.within)}, ratio ${fmt(m.ratio)}`,
+        ]),
+      }]
+      : []),
+    ...(interventions.length || rec.record_steps
+      ? [{
+        title: "Inspection",
+        rows: [
+          ...interventions.map((iv, i): [string, string] => [`intervention ${i}`, fmt(iv)]),
+          ...(rec.record_steps
+            ? [["replayable", "yes: every step recorded (deno task hallo replay)"] as [string, string]]
+            : []),
+        ],
+      }]
+      : []),
     { title: "Timings (s)", rows: Object.entries(rec.timings ?? {}).map(([k, v]) => [k, fmt(v)]) },
   ];
   const notices = [
@@ -180,5 +252,5 @@ export async function writeRunReport(
     plotlySrc: PLOTLY_FILE,
   });
   await Deno.writeTextFile(outPath, html);
-  return { html: outPath, plotly, figures: figures.map((f) => f.name), motion, video };
+  return { html: outPath, plotly, figures: figures.map((f) => f.name), motion, seams, interventions, video };
 }

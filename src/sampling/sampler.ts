@@ -45,6 +45,13 @@ export interface SamplerOptions {
   steps: number;
   /** Guidance scale; applied only when the denoiser returns an uncond prediction. */
   cfg: number;
+  /**
+   * First step to run (default 0): `initial` is then the latents that step sees (a replay of one recorded step;
+   * DDIM's update depends only on the step's latents and timestep, so a step runs alone exactly as in the loop).
+   */
+  start?: number;
+  /** Step to stop before (default: all steps). */
+  stop?: number;
 }
 
 /**
@@ -62,12 +69,20 @@ export async function* ddimSampler(
   o: SamplerOptions,
 ): AsyncGenerator<SamplerStep, F32Tensor> {
   const timesteps = ddimTimesteps(o.steps, o.schedule.config);
+  const start = o.start ?? 0;
+  const stop = o.stop ?? timesteps.length;
+  if (
+    !Number.isInteger(start) || !Number.isInteger(stop) || start < 0 || stop > timesteps.length ||
+    start > stop
+  ) {
+    throw new RangeError(`sampler steps ${start}..${stop} are not inside 0..${timesteps.length}`);
+  }
   const shape = initial.shape;
-  // init_noise_sigma is 1 for DDIM; kept for schedules where it is not.
-  let x = o.schedule.initNoiseSigma === 1
+  // init_noise_sigma is 1 for DDIM; kept for schedules where it is not (it scales the noise, not a later step).
+  let x = o.schedule.initNoiseSigma === 1 || start > 0
     ? initial
     : f32(shape, initial.data.map((v) => v * o.schedule.initNoiseSigma));
-  for (let i = 0; i < timesteps.length; i++) {
+  for (let i = start; i < stop; i++) {
     const t = timesteps[i];
     const p = await denoise(x, t, i);
     const guided = p.uncond ? f32(shape, cfgCombine(p.uncond.data, p.cond.data, o.cfg)) : p.cond;

@@ -9,6 +9,8 @@ import { manualSeed } from "../../sampling/noise.ts";
 import type { AudioWindows } from "../audio/prepare.ts";
 import type { ImageConditioning } from "../image/prepare.ts";
 import { videoFrame, videoToFrames } from "../video/frames.ts";
+import type { ActivationCache } from "../inspect/cache.ts";
+import type { PlannedIntervention } from "../inspect/interventions.ts";
 import type { BankCache } from "./bank_cache.ts";
 import { clipInputs, clipMasks, firstMotionFrames } from "./conditioning.ts";
 import { GenerationError } from "./errors.ts";
@@ -41,6 +43,19 @@ export interface AnimateOptions {
   onEvent?: OnEvent;
   /** Where this video sits in a larger job (a sweep's run), added to every event. */
   place?: EventPlace;
+  /**
+   * Per clip, before it is sampled: an activation cache to record its steps into and the interventions (with
+   * their sources resolved for that clip) to apply. Called once per clip computed.
+   */
+  inspect?: (clip: number) => ClipInspection | Promise<ClipInspection>;
+  /** Write each clip's conditioning and per-step latents and guided predictions (a replayable run). */
+  recordSteps?: boolean;
+}
+
+/** What one clip is sampled with besides its settings (see `AnimateOptions.inspect`). */
+export interface ClipInspection {
+  cache?: ActivationCache;
+  interventions?: readonly PlannedIntervention[];
 }
 
 /** What `animate` leaves behind. */
@@ -100,6 +115,15 @@ export async function animate(
   };
   const diff = identityDifference(run.identity, asked);
   if (diff) throw new RunDirError(`run dir ${run.dir} was opened for a run with ${diff}`);
+  // Interventions change the frames but are not part of the identity (it names plain runs): a resume must
+  // continue with the ones the run was made with.
+  if (run.resume && run.record) {
+    const was = JSON.stringify(run.record.interventions ?? []),
+      now = JSON.stringify(o.record?.interventions ?? []);
+    if (was !== now) {
+      throw new RunDirError(`run dir ${run.dir} was made with interventions ${was}, this run has ${now}`);
+    }
+  }
   const start = await run.begin(
     { clips, audioLength: audio.audioLength, width: W, height: H, framesPerClip: F, motionFrames: M },
     o.record,
@@ -121,7 +145,8 @@ export async function animate(
   let referenceCachedClips = 0;
   for (let t = start; t < end; t++) {
     const t0 = performance.now();
-    const { video, latents } = await runClip(m, await clipInputs(m, image, audio, t, motion, masks), {
+    const inspect = await o.inspect?.(t);
+    const { video, latents, steps } = await runClip(m, await clipInputs(m, image, audio, t, motion, masks), {
       steps: o.steps,
       cfg: o.cfg,
       motionScale: o.motionScale,
@@ -130,7 +155,11 @@ export async function animate(
       bankCache: t === 0 ? o.bankCache : undefined,
       onEvent: o.onEvent && ((e) => o.onEvent!({ ...o.place, ...e })),
       clip: { index: t, count: clips },
+      cache: inspect?.cache,
+      interventions: inspect?.interventions,
+      recordSteps: o.recordSteps,
     });
+    if (steps) await run.writeSteps(t, steps);
     if (latents.bankCached) referenceCachedClips++;
     motion = Array.from({ length: M }, (_, i) => videoFrame(video, F - M + i));
     const frames = videoToFrames(video);

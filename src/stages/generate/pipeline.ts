@@ -9,13 +9,16 @@ import type { EventPosition, OnEvent } from "../../sampling/events.ts";
 import type { TorchCpuGenerator } from "../../sampling/noise.ts";
 import { ddimSampler, type Denoiser, type SamplerStep } from "../../sampling/sampler.ts";
 import { f32, type F32Tensor } from "../../tensor.ts";
-import { type Bank, predictNoise, runReferenceUNet } from "../networks/unets.ts";
+import type { ActivationCache } from "../inspect/cache.ts";
+import { applyInterventions, type PlannedIntervention } from "../inspect/interventions.ts";
+import { type Bank, type NoiseInputs, predictNoise, runReferenceUNet } from "../networks/unets.ts";
 import { decodeLatents } from "../networks/vae.ts";
 import type { BankCache } from "./bank_cache.ts";
 import { type ClipConditioning, type ClipInputs, conditionClip } from "./conditioning.ts";
 import { GenerationError } from "./errors.ts";
 import type { HalloModels } from "./models.ts";
 import { initialNoise, latentShape } from "./noise.ts";
+import type { RecordedSteps } from "./run_steps.ts";
 
 /** How one clip is sampled. */
 export interface DenoiseOptions {
@@ -25,6 +28,16 @@ export interface DenoiseOptions {
   /** [pose, face, lip]. */
   motionScale: readonly [number, number, number];
   schedule?: DdimSchedule;
+  /**
+   * Records the denoising UNet's probes (those the cache declares) at every step it runs; the UNet's inputs
+   * and outputs are untouched, so the run is the same with and without it.
+   */
+  cache?: ActivationCache;
+  /** Changes to what the UNet sees, applied at their steps just before each call (see interventions.ts). */
+  interventions?: readonly PlannedIntervention[];
+  /** Run only steps `start..stop-1`, `initial` being the latents step `start` sees (a replay). */
+  start?: number;
+  stop?: number;
 }
 
 /** How one clip is sampled, and where its noise and bank come from. */
@@ -48,6 +61,8 @@ export interface ClipLatents {
   bank: Bank;
   /** True when the bank came from `bankCache` (the reference UNet did not run). */
   bankCached: boolean;
+  /** The clip's conditioning as the UNet was fed it (before interventions). */
+  conditioning: ClipConditioning;
 }
 
 /** The attention bank of a clip: the reference UNet once at timestep 0, as the denoising UNet reads it. */
@@ -107,8 +122,8 @@ export function denoise(
 ): AsyncGenerator<SamplerStep, F32Tensor> {
   checkGuidance(m, o.cfg);
   const guidance = c.guidance;
-  const model: Denoiser = async (lat, t) => {
-    const { noisePred, probes } = await predictNoise(m.denoisingUNet, {
+  const model: Denoiser = async (lat, t, step) => {
+    let x: NoiseInputs = {
       sample: guidance ? f32([2, ...lat.shape.slice(1)], new Float32Array([...lat.data, ...lat.data])) : lat,
       timestep: t,
       encoderHiddenStates: c.context,
@@ -119,7 +134,10 @@ export function denoise(
       lipMask: c.masks.lip,
       motionScale: o.motionScale,
       bank,
-    });
+    };
+    if (o.interventions?.length) x = applyInterventions(o.interventions, x, step);
+    const { noisePred, probes } = await predictNoise(m.denoisingUNet, x);
+    o.cache?.recordAll(step, probes);
     if (!guidance) return { cond: f32(lat.shape, noisePred.data), probes };
     const half = noisePred.data.length / 2;
     return {
@@ -132,6 +150,8 @@ export function denoise(
     schedule: o.schedule ?? makeDdimSchedule(),
     steps: o.steps,
     cfg: o.cfg,
+    start: o.start,
+    stop: o.stop,
   });
 }
 
@@ -150,21 +170,43 @@ export async function* denoiseClip(
   }
   const ref = await referenceBank(m, c, o.bankCache);
   const latents = yield* denoise(m, c, ref.bank, init, o);
-  return { latents, initialLatents: init, refLatents: c.refLatents, bank: ref.bank, bankCached: ref.cached };
+  return {
+    latents,
+    initialLatents: init,
+    refLatents: c.refLatents,
+    bank: ref.bank,
+    bankCached: ref.cached,
+    conditioning: c,
+  };
 }
 
 /** The whole clip: every step (reported as `step` events at `clip`), then the per-frame decode. */
 export async function runClip(
   m: HalloModels,
   x: ClipInputs,
-  o: ClipOptions & { onEvent?: OnEvent; clip?: EventPosition },
-): Promise<{ video: F32Tensor; latents: ClipLatents }> {
+  o: ClipOptions & { onEvent?: OnEvent; clip?: EventPosition; recordSteps?: boolean },
+): Promise<{ video: F32Tensor; latents: ClipLatents; steps?: RecordedSteps }> {
   const it = denoiseClip(m, x, o);
+  const seen: F32Tensor[] = [], guided: F32Tensor[] = [];
   let r = await it.next();
   while (!r.done) {
     o.onEvent?.({ kind: "step", step: r.value, clip: o.clip });
+    if (o.recordSteps) {
+      seen.push(r.value.latents);
+      guided.push(r.value.guided);
+    }
     r = await it.next();
   }
   const video = await decodeLatents(m.vae, r.value.latents);
-  return { video, latents: r.value };
+  const steps = o.recordSteps
+    ? {
+      conditioning: r.value.conditioning,
+      latents: seen,
+      noisePred: guided,
+      final: r.value.latents,
+      cfg: o.cfg,
+      motionScale: o.motionScale,
+    }
+    : undefined;
+  return { video, latents: r.value, steps };
 }

@@ -7,7 +7,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { prepareAudio, type PreparedAudio } from "../audio/prepare.ts";
 import { type PreparedImage, prepareImage } from "../image/prepare.ts";
 import { writeMp4 } from "../video/mp4.ts";
-import { animate, type AnimateResult } from "./animate.ts";
+import { animate, type AnimateResult, type ClipInspection } from "./animate.ts";
 import type { HalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
 import type { EventPlace, OnEvent } from "../../sampling/events.ts";
@@ -135,6 +135,10 @@ export interface RenderOptions {
   onEvent?: OnEvent;
   /** Where this video sits in a larger job (a sweep's run), added to every event. */
   place?: EventPlace;
+  /** Per clip: an activation cache and interventions (see `AnimateOptions.inspect`), given the run dir. */
+  inspect?: (clip: number, runDir: string) => ClipInspection | Promise<ClipInspection>;
+  /** Write what replays any step into the run dir (see `AnimateOptions.recordSteps`). */
+  recordSteps?: boolean;
 }
 
 export interface RenderResult extends AnimateResult {
@@ -218,6 +222,8 @@ async function renderInto(
     bankCache: o.bankCache,
     onEvent: o.onEvent,
     place: o.place,
+    inspect: o.inspect && ((clip) => o.inspect!(clip, run.dir)),
+    recordSteps: o.recordSteps,
     record: {
       ...o.record,
       settings: s,

@@ -7,6 +7,8 @@
  * run.lock              present while a process works on the directory (see run_lock.ts)
  * clips/NNNN.rgb        clip NNNN's frames, packed RGB24, frames_per_clip x height x width x 3 bytes
  * clips/NNNN.motion.f32 the motion frames the next clip is conditioned on, float32 (M, 3, H, W)
+ * clips/NNNN.steps.safetensors  with `recordSteps`: what re-runs any step of the clip (run_steps.ts)
+ * clip-NNNN.activations-*.safetensors  an activation cache's spill files (inspect/cache.ts)
  * ```
  *
  * Every file is written to a temporary name, flushed and renamed, and a clip counts as finished only once
@@ -40,6 +42,8 @@ import {
   type RunIdentityOptions,
 } from "./run_identity.ts";
 import { LOCK_FILE, type LockInfo, RunLock } from "./run_lock.ts";
+import { encodeSteps, readRecordedStep, type RecordedStep, type RecordedSteps } from "./run_steps.ts";
+import { writeSafetensors } from "../../weights/safetensors_write.ts";
 
 export { RunDirError, RunDirLockedError, RunPathError } from "./run_errors.ts";
 export {
@@ -63,7 +67,30 @@ export const runFiles = {
   clips: (dir: string) => join(dir, "clips"),
   frames: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.rgb`),
   motion: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.motion.f32`),
+  steps: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.steps.safetensors`),
+  /** Spill-file prefix of clip `i`'s activation cache (the files go in the run dir itself). */
+  cachePrefix: (i: number) => `clip-${clipName(i)}.`,
 };
+
+/**
+ * Step `step` of clip `clip` of a run recorded with `recordSteps`: the clip's conditioning, the latents the
+ * step saw, its guided prediction and the latents after it.
+ */
+export async function readRunStep(dir: string, clip: number, step: number): Promise<RecordedStep> {
+  const rec = await readRunRecord(dir);
+  if (!Number.isInteger(clip) || clip < 0 || clip >= rec.finished.length) {
+    throw new RunDirError(`run dir ${dir}: clip ${clip} is not finished (${rec.finished.length} finished)`);
+  }
+  const file = runFiles.steps(dir, clip);
+  try {
+    await Deno.stat(file);
+  } catch {
+    throw new RunDirError(
+      `run dir ${dir}: clip ${clip} has no recorded steps (${file}); run with --record-steps`,
+    );
+  }
+  return readRecordedStep(file, step);
+}
 
 /** The shape of a run's clips, fixed when the clip loop begins. */
 export interface RunLayout {
@@ -471,6 +498,20 @@ export class RunDir {
     this.#finishedHere++;
   }
 
+  /** Writes clip `i`'s recorded steps (before `writeClip(i)`, which makes the clip count as finished). */
+  async writeSteps(i: number, steps: RecordedSteps): Promise<void> {
+    const rec = this.requireRecord();
+    if (i !== rec.finished.length) {
+      throw new RunDirError(
+        `run dir ${this.dir}: steps of clip ${i} written after ${rec.finished.length} clips`,
+      );
+    }
+    const file = runFiles.steps(this.dir, i);
+    const { tensors, metadata } = encodeSteps(steps);
+    writeSafetensors(`${file}.tmp`, tensors, metadata);
+    await Deno.rename(`${file}.tmp`, file);
+  }
+
   /** Merges `fields` into run.json (the record's own fields cannot be replaced this way). */
   async update(fields: Record<string, unknown>): Promise<void> {
     const rec = this.requireRecord();
@@ -518,7 +559,7 @@ export class RunDir {
   private async removeClipFiles(): Promise<void> {
     try {
       for await (const e of Deno.readDir(runFiles.clips(this.dir))) {
-        if (/^\d{4}\.(rgb|motion\.f32|json)(\.tmp)?$/.test(e.name)) {
+        if (/^\d{4}\.(rgb|motion\.f32|json|steps\.safetensors)(\.tmp)?$/.test(e.name)) {
           await Deno.remove(join(runFiles.clips(this.dir), e.name));
         }
       }

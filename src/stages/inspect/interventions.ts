@@ -229,9 +229,15 @@ export function applyIntervention<T extends Conditioning>(
   }
 }
 
+/** An intervention with the tensors its `clip`/`image` names were resolved to (once per clip). */
+export interface PlannedIntervention {
+  intervention: Intervention;
+  sources?: InterventionSources;
+}
+
 /** Applies, in order, every intervention of `list` that applies at `step`; each has its own sources. */
 export function applyInterventions<T extends Conditioning>(
-  list: readonly { intervention: Intervention; sources?: InterventionSources }[],
+  list: readonly PlannedIntervention[],
   x: T,
   step: number,
 ): T {
