@@ -4,6 +4,19 @@
  */
 import * as ort from "onnxruntime-node";
 import { type Device, deviceUnavailable, parseDevice } from "./device.ts";
+import {
+  allOnDevice,
+  classifyPlacement,
+  describeFallback,
+  type GraphNodes,
+  notAssignedWarning,
+  parsePlacement,
+  passThrough,
+  type Placement,
+  PlacementError,
+} from "./placement.ts";
+import { prepareDevice } from "./providers.ts";
+import { captureStderr } from "./stderr_capture.ts";
 import { fromOrt, toOrt } from "./tensors.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -15,11 +28,46 @@ export interface SessionOptions {
   mmapWeights?: boolean;
   /** Graph optimisation level (default "all"). */
   optimization?: "disabled" | "basic" | "extended" | "all";
+  /** The network's name in placement warnings and errors (default "model"). */
+  name?: string;
+  /** The built graph: tells shape-only nodes on the CPU from compute nodes by data dependence. */
+  graph?: GraphNodes;
+  /** On a GPU device, a compute node placed on the CPU is an error instead of a warning. */
+  strictDevice?: boolean;
+  /** On a GPU device, read ORT's full placement report even when it warns of no CPU node (tests). */
+  inspectPlacement?: boolean;
+}
+
+/**
+ * Where ORT put the nodes of a GPU session. Without ORT's "not assigned to the preferred execution providers"
+ * warning every node is on the device; with it (or when asked), a second session with a verbose logger is
+ * created only to read ORT's placement report, then released: a verbose session logs every kernel of every
+ * run, so the session kept is the quiet one.
+ */
+async function placementOf(
+  model: Uint8Array,
+  opts: ort.InferenceSession.SessionOptions,
+  o: SessionOptions,
+  log: string,
+): Promise<Placement> {
+  if (!o.inspectPlacement && !notAssignedWarning(log)) return allOnDevice();
+  const verbose = await captureStderr(() =>
+    ort.InferenceSession.create(model, { ...opts, logSeverityLevel: 0, logVerbosityLevel: 0 })
+  );
+  await verbose.value.release();
+  const by = parsePlacement(verbose.text);
+  if (!by) throw new PlacementError(`${o.name ?? "model"}: ORT's verbose log has no node placement report`);
+  return classifyPlacement(by, o.graph);
 }
 
 /** A loaded network: named tensors in, named tensors out. */
 export class Session {
-  private constructor(readonly ort: ort.InferenceSession, readonly device: Device) {}
+  private constructor(
+    readonly ort: ort.InferenceSession,
+    readonly device: Device,
+    /** Where ORT put each node (GPU devices only: CPU sessions place everything on the CPU). */
+    readonly placement?: Placement,
+  ) {}
 
   /**
    * Creates a session from ONNX model bytes whose external data locations are relative to `externalRoot`.
@@ -38,10 +86,26 @@ export class Session {
       extra,
     };
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
+    if (device === "cpu") return new Session(await ort.InferenceSession.create(model, opts), device);
+    prepareDevice(device);
+    let created: { value: ort.InferenceSession; text: string };
     try {
-      return new Session(await ort.InferenceSession.create(model, opts), device);
+      created = await captureStderr(() => ort.InferenceSession.create(model, opts));
     } catch (e) {
-      if (device !== "cpu") throw deviceUnavailable(device, e);
+      throw deviceUnavailable(device, e);
+    }
+    for (const line of passThrough(created.text)) console.error(line);
+    const session = created.value;
+    try {
+      const placement = await placementOf(model, opts, o, created.text);
+      if (placement.cpuCompute.length > 0) {
+        const msg = describeFallback(o.name ?? "model", device, placement.cpuCompute);
+        if (o.strictDevice) throw new PlacementError(`${msg} (--strict-device)`);
+        console.warn(`warning: ${msg}`);
+      }
+      return new Session(session, device, placement);
+    } catch (e) {
+      await session.release();
       throw e;
     }
   }

@@ -39,6 +39,7 @@ export const pipelineCase: ParityCase = {
       width: W / 8,
       guidance: cfg > 1,
     }, {
+      ...input.network,
       configs: {
         imageProj: configs.image_proj as ImageProjConfig,
         audioProj: configs.audio_proj as AudioProjConfig,

@@ -30,6 +30,7 @@ export const wav2vecCase: ParityCase = {
 
     const model = await loadWav2Vec(join(input.dir, "tiny_models", "wav2vec", "wav2vec2-base-960h"), {
       threads: 1,
+      ...input.network,
       probes: [WAV2VEC2_IO.interpolated],
     });
     try {
