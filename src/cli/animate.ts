@@ -26,6 +26,8 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --device cpu|cuda|webgpu
   --dtype fp32|fp16       precision of the compiled graphs (fp32; fp16 is for GPUs, weights converted once into a
                           cache beside the checkpoints)
+  --strict-device         on a GPU device, a compute node ORT places on the CPU is an error (default: a
+                          warning naming the nodes at load)
   --threads N             ORT intra-op threads (default: all cores)
   --no-separate           skip vocal separation
   --run-dir DIR           where finished clips and run.json go (default: <out>.run)
@@ -41,6 +43,7 @@ export async function run(args: string[]): Promise<number> {
         dtype: { type: "string" },
         "run-dir": { type: "string" },
         resume: { type: "boolean" },
+        "strict-device": { type: "boolean" },
       },
     }).values;
   } catch (e) {
@@ -89,7 +92,13 @@ export async function run(args: string[]): Promise<number> {
     });
     for (const w of prepared.warnings) console.error(`warning: ${w}`);
     console.error(`loading networks from ${weightsDir} ...`);
-    const models = await loadModelsFor(weightsDir, settings.cfg, { device, threads, size, dtype });
+    const models = await loadModelsFor(weightsDir, settings.cfg, {
+      device,
+      threads,
+      size,
+      dtype,
+      strictDevice: v["strict-device"],
+    });
     try {
       const res = await renderVideo(models, prepared, settings, {
         out,

@@ -16,10 +16,10 @@ export interface PlacedNode {
 /** Where ORT put a session's nodes. */
 export interface Placement {
   /**
-   * Nodes per execution provider (ORT's names, e.g. `CPUExecutionProvider`, `WebGpuExecutionProvider`), when
-   * ORT's verbose report was read; undefined when ORT said nothing was left off the device.
+   * Nodes per execution provider (ORT's names, e.g. `CPUExecutionProvider`, `WebGpuExecutionProvider`). A
+   * provider that got every node is reported by count: its entries are named "?" (see `classifyPlacement`).
    */
-  byProvider?: Record<string, PlacedNode[]>;
+  byProvider: Record<string, PlacedNode[]>;
   /** Nodes on the CPU provider that compute on tensor data (empty on CPU-only sessions). */
   cpuCompute: PlacedNode[];
   /** Nodes on the CPU provider that only compute shapes. */
@@ -109,7 +109,11 @@ export function dataValues(graph: GraphNodes): Set<string> {
  * outputs depends on tensor data (`dataValues`), a node ORT's optimisers made by its op type.
  */
 export function classifyPlacement(by: Record<string, PlacedNode[]>, graph?: GraphNodes): Placement {
-  const cpu = by[CPU] ?? [];
+  let cpu = by[CPU] ?? [];
+  // "All nodes placed on [CPU]" names none: they are the built graph's nodes (ORT drops Identity nodes)
+  if (graph && cpu.length > 0 && cpu.every((n) => n.name === "?")) {
+    cpu = graph.nodes.filter((n) => n.opType !== "Identity").map((n) => ({ opType: n.opType, name: n.name }));
+  }
   const built = new Map((graph?.nodes ?? []).map((n) => [n.name, n]));
   const data = graph ? dataValues(graph) : new Set<string>();
   const cpuCompute: PlacedNode[] = [];
@@ -120,18 +124,6 @@ export function classifyPlacement(by: Record<string, PlacedNode[]>, graph?: Grap
     (compute ? cpuCompute : cpuShape).push(p);
   }
   return { byProvider: by, cpuCompute, cpuShape };
-}
-
-const NOT_ASSIGNED = "not assigned to the preferred execution providers";
-
-/** True when a (warning-level) session log has ORT's warning that some nodes are not on the requested EP. */
-export function notAssignedWarning(log: string): boolean {
-  return log.includes(NOT_ASSIGNED);
-}
-
-/** The placement of a session whose every node is on the requested device. */
-export function allOnDevice(): Placement {
-  return { cpuCompute: [], cpuShape: [] };
 }
 
 /** One line naming every compute node on the CPU, for the load-time warning or the strict error. */

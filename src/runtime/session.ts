@@ -5,17 +5,15 @@
 import * as ort from "onnxruntime-node";
 import { type Device, deviceUnavailable, parseDevice } from "./device.ts";
 import {
-  allOnDevice,
   classifyPlacement,
   describeFallback,
   type GraphNodes,
-  notAssignedWarning,
   parsePlacement,
   passThrough,
   type Placement,
   PlacementError,
 } from "./placement.ts";
-import { prepareDevice } from "./providers.ts";
+import { prepareDevice, probeProvider } from "./providers.ts";
 import { captureStderr } from "./stderr_capture.ts";
 import { fromOrt, toOrt } from "./tensors.ts";
 import type { Tensor } from "../tensor.ts";
@@ -34,23 +32,19 @@ export interface SessionOptions {
   graph?: GraphNodes;
   /** On a GPU device, a compute node placed on the CPU is an error instead of a warning. */
   strictDevice?: boolean;
-  /** On a GPU device, read ORT's full placement report even when it warns of no CPU node (tests). */
-  inspectPlacement?: boolean;
 }
 
 /**
- * Where ORT put the nodes of a GPU session. Without ORT's "not assigned to the preferred execution providers"
- * warning every node is on the device; with it (or when asked), a second session with a verbose logger is
- * created only to read ORT's placement report, then released: a verbose session logs every kernel of every
- * run, so the session kept is the quiet one.
+ * Where ORT puts the nodes of `model` on a GPU device. ORT names each node's provider only in a session's
+ * verbose log, and a verbose session also logs every kernel of every run, so a session is created only to
+ * read the report and released at once; the session kept is a quiet one. (ORT's warning-level log is no
+ * shortcut: a graph placed wholly on the CPU draws no warning.) Errors are the provider's own.
  */
 async function placementOf(
   model: Uint8Array,
   opts: ort.InferenceSession.SessionOptions,
   o: SessionOptions,
-  log: string,
 ): Promise<Placement> {
-  if (!o.inspectPlacement && !notAssignedWarning(log)) return allOnDevice();
   const verbose = await captureStderr(() =>
     ort.InferenceSession.create(model, { ...opts, logSeverityLevel: 0, logVerbosityLevel: 0 })
   );
@@ -58,6 +52,15 @@ async function placementOf(
   const by = parsePlacement(verbose.text);
   if (!by) throw new PlacementError(`${o.name ?? "model"}: ORT's verbose log has no node placement report`);
   return classifyPlacement(by, o.graph);
+}
+
+/**
+ * The error for a failed GPU session: the device's when its provider does not start on a one-node graph,
+ * else ORT's own (the model is at fault, not the device).
+ */
+async function blame(device: Device, e: unknown): Promise<unknown> {
+  if (e instanceof PlacementError) return e;
+  return (await probeProvider(device)).ok ? e : deviceUnavailable(device, e);
 }
 
 /** A loaded network: named tensors in, named tensors out. */
@@ -88,26 +91,25 @@ export class Session {
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
     if (device === "cpu") return new Session(await ort.InferenceSession.create(model, opts), device);
     prepareDevice(device);
+    let placement: Placement;
+    try {
+      placement = await placementOf(model, opts, o);
+    } catch (e) {
+      throw await blame(device, e);
+    }
+    if (placement.cpuCompute.length > 0) {
+      const msg = describeFallback(o.name ?? "model", device, placement.cpuCompute);
+      if (o.strictDevice) throw new PlacementError(`${msg} (--strict-device)`);
+      console.warn(`warning: ${msg}`);
+    }
     let created: { value: ort.InferenceSession; text: string };
     try {
       created = await captureStderr(() => ort.InferenceSession.create(model, opts));
     } catch (e) {
-      throw deviceUnavailable(device, e);
+      throw await blame(device, e);
     }
     for (const line of passThrough(created.text)) console.error(line);
-    const session = created.value;
-    try {
-      const placement = await placementOf(model, opts, o, created.text);
-      if (placement.cpuCompute.length > 0) {
-        const msg = describeFallback(o.name ?? "model", device, placement.cpuCompute);
-        if (o.strictDevice) throw new PlacementError(`${msg} (--strict-device)`);
-        console.warn(`warning: ${msg}`);
-      }
-      return new Session(session, device, placement);
-    } catch (e) {
-      await session.release();
-      throw e;
-    }
+    return new Session(created.value, device, placement);
   }
 
   get inputNames(): readonly string[] {

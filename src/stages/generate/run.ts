@@ -108,7 +108,13 @@ export async function prepareInputs(
 export function loadModelsFor(
   weightsDir: string,
   cfg: number,
-  o: { device?: Device; threads?: number; dtype?: "float32" | "float16"; size?: number } = {},
+  o: {
+    device?: Device;
+    threads?: number;
+    dtype?: "float32" | "float16";
+    size?: number;
+    strictDevice?: boolean;
+  } = {},
 ): Promise<HalloModels> {
   const latent = (o.size ?? 512) / 8;
   return loadHalloModels(weightsDir, { frames: 16, height: latent, width: latent, guidance: cfg > 1 }, o);
