@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   "prepare-audio": { file: "./prepare_audio.ts", help: "vocals, wav2vec2 features and per-frame windows" },
   animate: { file: "./animate.ts", help: "image + audio -> talking-head mp4" },
   sweep: { file: "./sweep.ts", help: "grid over CFG and pose/face/lip weights" },
+  doctor: { file: "./doctor.ts", help: "which execution providers and GPU libraries are here, and fixes" },
 };
 
 function usage(): string {
