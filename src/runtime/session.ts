@@ -3,7 +3,7 @@
  * bytes are handed to ORT with the folder that external locations are relative to.
  */
 import * as ort from "onnxruntime-node";
-import { type Device, deviceUnavailable, parseDevice } from "./device.ts";
+import { type Device, DeviceError, deviceUnavailable, parseDevice } from "./device.ts";
 import {
   classifyPlacement,
   describeFallback,
@@ -32,6 +32,12 @@ export interface SessionOptions {
   graph?: GraphNodes;
   /** On a GPU device, a compute node placed on the CPU is an error instead of a warning. */
   strictDevice?: boolean;
+  /**
+   * WebGPU: outputs stay in GPU buffers (`runOnDevice` returns them; they can be fed to any session on the
+   * device). onnxruntime-node 1.30 aborts the process when JS downloads such a tensor (`getData()`), so they
+   * are read back by feeding them to a session whose outputs are on the CPU.
+   */
+  outputsOnDevice?: boolean;
 }
 
 /**
@@ -89,6 +95,14 @@ export class Session {
       extra,
     };
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
+    if (o.outputsOnDevice) {
+      if (device !== "webgpu") {
+        throw new DeviceError(
+          `outputsOnDevice: onnxruntime-node 1.30 keeps outputs on the GPU only for webgpu`,
+        );
+      }
+      opts.preferredOutputLocation = "gpu-buffer";
+    }
     if (device === "cpu") return new Session(await ort.InferenceSession.create(model, opts), device);
     prepareDevice(device);
     let placement: Placement;
@@ -135,6 +149,14 @@ export class Session {
       v.dispose();
     }
     return res;
+  }
+
+  /**
+   * Runs on ORT tensors as they are (CPU or GPU-buffer), returning ORT's outputs undisposed: the caller owns
+   * them (`dispose()`); with `outputsOnDevice` they stay on the GPU.
+   */
+  async runOnDevice(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    return await this.ort.run(feeds);
   }
 
   async release(): Promise<void> {

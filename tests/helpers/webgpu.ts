@@ -19,20 +19,22 @@ export async function requireWebGpu(): Promise<void> {
 }
 
 /**
- * A temp folder mirroring tests/reference with symlinks: case files and checkpoints are the originals, every
- * folder is new (so caches written beside checkpoints stay inside it). Returns the folder; remove it after.
+ * A temp folder mirroring tests/reference: every folder is new (so caches written beside checkpoints stay
+ * inside it), case files are symlinks, and the tiny checkpoints are copies (43 MB), because ORT refuses
+ * external data that resolves outside the model's folder. Returns the folder; remove it after.
  */
 export function referenceMirror(): string {
   const root = Deno.makeTempDirSync({ prefix: "hallo-webgpu-ref-" });
-  const mirror = (src: string, dst: string) => {
+  const mirror = (src: string, dst: string, copy: boolean) => {
     Deno.mkdirSync(dst, { recursive: true });
     for (const e of Deno.readDirSync(src)) {
       if (e.name === ".hallo-cache") continue;
       const s = join(src, e.name);
-      if (e.isDirectory) mirror(s, join(dst, e.name));
+      if (e.isDirectory) mirror(s, join(dst, e.name), copy || e.name === "tiny_models");
+      else if (copy) Deno.copyFileSync(s, join(dst, basename(s)));
       else Deno.symlinkSync(s, join(dst, basename(s)));
     }
   };
-  mirror(REFERENCE, root);
+  mirror(REFERENCE, root, false);
   return root;
 }
