@@ -15,6 +15,7 @@ import { CASES } from "../src/parity/registry.ts";
 import type { CaseResult } from "../src/parity/types.ts";
 import { PlacementError } from "../src/runtime/placement.ts";
 import { Session } from "../src/runtime/session.ts";
+import { loadAudioProj } from "../src/stages/networks/projections.ts";
 import { loadDenoisingUNet, loadReferenceUNet } from "../src/stages/networks/unets.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import type { F32Tensor } from "../src/tensor.ts";
@@ -124,6 +125,28 @@ Deno.test("webgpu: no compute node of either UNet is placed on the CPU", async (
         await m.session.release();
       }
     }
+  });
+});
+
+Deno.test("webgpu: a cached graph's placement is kept beside it and read on the next load", async () => {
+  await requireWebGpu();
+  await withMirror(async (dir) => {
+    const net = join(dir, "tiny_models", "hallo", "net.pth");
+    const config = readIndex(dir).common!.configs!.audio_proj as never;
+    const a = await loadAudioProj(net, { config, device: "webgpu" });
+    await a.release();
+    const files = [...Deno.readDirSync(join(dir, ".graphs"))].map((e) => e.name);
+    const saved = files.filter((f) => f.endsWith(".webgpu.placement.json"));
+    assert.equal(saved.length, 1, files.join(", "));
+    assert.ok((a.session.placement!.byProvider.WebGpuExecutionProvider ?? []).length > 0);
+    // the next load takes the saved placement as it is (a marker added to the file comes back)
+    const file = join(dir, ".graphs", saved[0]);
+    const j = JSON.parse(Deno.readTextFileSync(file));
+    j.placement.cpuShape.push({ opType: "Marker", name: "from-the-file" });
+    Deno.writeTextFileSync(file, JSON.stringify(j));
+    const b = await loadAudioProj(net, { config, device: "webgpu" });
+    assert.deepEqual(b.session.placement!.cpuShape.at(-1), { opType: "Marker", name: "from-the-file" });
+    await b.release();
   });
 });
 

@@ -33,6 +33,11 @@ export interface SessionOptions {
   /** On a GPU device, a compute node placed on the CPU is an error instead of a warning. */
   strictDevice?: boolean;
   /**
+   * Where this model's placement on this device is kept (beside a cached graph): read instead of creating the
+   * verbose inspection session, written after one.
+   */
+  placementFile?: string;
+  /**
    * WebGPU: outputs stay in GPU buffers (`runOnDevice` returns them; they can be fed to any session on the
    * device). onnxruntime-node 1.30 aborts the process when JS downloads such a tensor (`getData()`), so they
    * are read back by feeding them to a session whose outputs are on the CPU.
@@ -51,13 +56,36 @@ async function placementOf(
   opts: ort.InferenceSession.SessionOptions,
   o: SessionOptions,
 ): Promise<Placement> {
+  // ORT places a given graph the same way every time: a placement read once for a cached graph is kept beside it
+  const cached = o.placementFile ? readPlacement(o.placementFile) : undefined;
+  if (cached) return cached;
   const verbose = await captureStderr(() =>
     ort.InferenceSession.create(model, { ...opts, logSeverityLevel: 0, logVerbosityLevel: 0 })
   );
   await verbose.value.release();
   const by = parsePlacement(verbose.text);
   if (!by) throw new PlacementError(`${o.name ?? "model"}: ORT's verbose log has no node placement report`);
-  return classifyPlacement(by, o.graph);
+  const placement = classifyPlacement(by, o.graph);
+  if (o.placementFile) writePlacement(o.placementFile, placement);
+  return placement;
+}
+
+/** A placement saved by `writePlacement` under this onnxruntime-node version, or undefined. */
+function readPlacement(file: string): Placement | undefined {
+  try {
+    const j = JSON.parse(Deno.readTextFileSync(file)) as { ort: string; placement: Placement };
+    return j.ort === ort.env.versions.node ? j.placement : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writePlacement(file: string, placement: Placement): void {
+  const tmp = `${file}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, JSON.stringify({ ort: ort.env.versions.node, placement }));
+    Deno.renameSync(tmp, file);
+  } catch { /* an unwritable cache only costs the inspection next time */ }
 }
 
 /**

@@ -76,6 +76,9 @@ export async function openNetwork(
     name: network,
     graph,
     strictDevice: opts.strictDevice,
+    placementFile: compiled.path && opts.device && opts.device !== "cpu"
+      ? `${compiled.path}.${opts.device}.placement.json`
+      : undefined,
   });
   return {
     session,
