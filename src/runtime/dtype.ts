@@ -54,7 +54,7 @@ export function networkDType(
   network: "vae" | "unet" | "other",
   dtype: GraphDType | undefined,
   device?: Device,
-) {
+): GraphDType | undefined {
   if (network === "vae" && device === "webgpu") return "float32";
   return dtype;
 }
