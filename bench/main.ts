@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--json] [--force-64]
+ * `deno task bench [--quick] [--json] [--force-64] [--device webgpu|cuda]
  *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512[,...]]`:
  * every benchmark, printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
  * networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
@@ -7,7 +7,8 @@
  * RSS is its own; the full UNets write 3.4 GB and 6.1 GB temporary checkpoints). sessions: cold and warm
  * session creation of both full-size UNets through the optimised-model cache. step512: one 512x512 step
  * after its self-check. peak/unet32/unet64/vae512: the machine's GEMM peak and profiled forwards with
- * achieved GFLOP/s per op class (roofline.ts). `--quick` runs the tiny sizes only.
+ * achieved GFLOP/s per op class (roofline.ts). `--quick` runs the tiny sizes only. With `--device`: both
+ * full-size UNets at a 16x16 latent on that device, checked against the CPU EP (nothing else).
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -210,6 +211,62 @@ async function script(file: string, extra: string[]): Promise<void> {
   if (!r.success) console.error(`bench: ${file} failed`);
 }
 
+const device = args.includes("--device") ? args[args.indexOf("--device") + 1] : undefined;
+
+/** Both full-size UNets on `device` against the CPU EP: relative L2, forwards, the share spent moving data. */
+async function onDevice(device: string): Promise<boolean> {
+  const rows: (string | number)[][] = [];
+  let ok = true;
+  for (const n of ["reference_unet", "denoising_unet"]) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", here("./network_one.ts"), n, "full", device],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const line = new TextDecoder().decode(r.stdout).trim().split("\n").pop();
+    if (!r.success || !line) {
+      console.error(`bench: ${n} on ${device} failed`);
+      ok = false;
+      continue;
+    }
+    const j = JSON.parse(line);
+    const pass = j.rel_l2_max <= 1e-4;
+    ok &&= pass;
+    const share = j.moving_share === undefined ? "-" : `${(j.moving_share * 100).toFixed(1)} %`;
+    rows.push([
+      n,
+      j.what,
+      j.session_s,
+      j.forward_s,
+      j.forward2_s,
+      j.cpu_forward_s,
+      j.rel_l2_max,
+      pass ? "pass" : "FAIL",
+      share,
+    ]);
+  }
+  console.log(`\nFull-size UNets on ${device} vs the CPU EP (random weights, fp32)`);
+  console.log(
+    table([
+      "network",
+      "input",
+      "session s",
+      "forward s",
+      "warm fwd s",
+      "CPU fwd s",
+      "rel L2 max",
+      "1e-4",
+      "moving",
+    ], rows),
+  );
+  console.log(
+    "moving: inputs uploaded + outputs downloaded by themselves, over the warm step. On lavapipe (Vulkan on the " +
+      "CPU) this is a correctness run: its speeds mean nothing for a GPU.",
+  );
+  return ok;
+}
+
+if (device) Deno.exit(await onDevice(device) ? 0 : 1);
 if (selected("networks")) await networks();
 if (selected("sessions") && !quick) await sessions();
 if (selected("image")) await script("./image.ts", []);

@@ -3,7 +3,9 @@
  * checkpoint written to a temp folder), session creation (CPU, 2 threads, weights memory-mapped) and two
  * forwards. Prints one JSON line (with a hash of the first forward's outputs); bench/main.ts runs one process
  * per network so peak RSS is its own.
- * Usage: deno run -A bench/network_one.ts <vae|image_proj|audio_proj|face_locator|wav2vec2|reference_unet|denoising_unet> <tiny|full>
+ * Usage: deno run -A bench/network_one.ts <vae|image_proj|audio_proj|face_locator|wav2vec2|reference_unet|denoising_unet> <tiny|full> [device]
+ * With a GPU device (webgpu, cuda) the CPU EP runs first (its outputs are the reference), then the device:
+ * forwards, relative L2 of every output against the CPU's, and the share of a step spent moving data.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -34,9 +36,11 @@ import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { Tensor } from "../src/tensor.ts";
+import { parseDevice } from "../src/runtime/device.ts";
+import { benchDevice } from "./device_one.ts";
 import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
 
-const [network, size] = Deno.args;
+const [network, size, deviceArg] = Deno.args;
 const full = size === "full";
 
 function randn(shape: number[]): Tensor {
@@ -46,7 +50,8 @@ function randn(shape: number[]): Tensor {
   return { dtype: "float32", shape, data: d };
 }
 
-interface Spec {
+/** A network to benchmark: its graph builder over a weight source and its inputs. */
+export interface Spec {
   build(w: WeightSource): Graph;
   feeds(): Record<string, Tensor>;
   what: string;
@@ -163,6 +168,10 @@ function outputsHash(out: Record<string, Tensor>): string {
 }
 
 const s = spec();
+if (deviceArg && deviceArg !== "cpu") {
+  await benchDevice(network, size, parseDevice(deviceArg), s);
+  Deno.exit(0);
+}
 // BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there; BENCH_MMAP=0 lets ORT pre-pack weights.
 const keep = Deno.env.get("BENCH_KEEP");
 const mmapWeights = Deno.env.get("BENCH_MMAP") !== "0";

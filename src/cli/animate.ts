@@ -41,6 +41,8 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --device cpu|cuda|webgpu
   --dtype fp32|fp16       precision of the compiled graphs (fp32; fp16 is for GPUs, weights converted once into a
                           cache beside the checkpoints)
+  --strict-device         on a GPU device, a compute node ORT places on the CPU is an error (default: a
+                          warning naming the nodes at load)
   --threads N             ORT intra-op threads (default: all cores)
   --no-separate           skip vocal separation
   --run-dir DIR           where finished clips and run.json go (default: <out>.run)
@@ -60,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
       resume: { type: "boolean" },
       "record-steps": { type: "boolean" },
       patch: { type: "string", multiple: true },
+      "strict-device": { type: "boolean" },
     } as const;
     v = parseArgs({ args: joinNegativeValues(args, options), options }).values;
   } catch (e) {
@@ -136,7 +139,14 @@ export async function run(args: string[]): Promise<number> {
     });
     log({ kind: "prepared", warnings: prepared.warnings, timings: prepared.timings });
     log({ kind: "phase", message: `loading networks from ${weightsDir} ...` });
-    const hallo = await Hallo.load(weightsDir, { guidance: settings.cfg > 1, device, threads, size, dtype });
+    const hallo = await Hallo.load(weightsDir, {
+      guidance: settings.cfg > 1,
+      device,
+      threads,
+      size,
+      dtype,
+      strictDevice: v["strict-device"],
+    });
     try {
       const res = await hallo.animate(image, audio, {
         ...settings,

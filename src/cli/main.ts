@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   animate: { file: "./animate.ts", help: "image + audio -> talking-head mp4" },
   sweep: { file: "./sweep.ts", help: "grid over CFG and pose/face/lip weights" },
   replay: { file: "./replay.ts", help: "run one recorded step again, with probes and patches" },
+  doctor: { file: "./doctor.ts", help: "which execution providers and GPU libraries are here, and fixes" },
 };
 
 function usage(): string {

@@ -1,11 +1,15 @@
 /**
- * `deno task parity [DIR] [--case NAME]... [--strict] [--json]`: runs every known case of a reference
- * directory (default: tests/reference inside the project) and prints one row per compared tensor.
+ * `deno task parity [DIR] [--case NAME]... [--strict] [--json] [--device D] [--dtype T] [--strict-device]`:
+ * runs every known case of a reference directory (default: tests/reference inside the project) on a device
+ * and prints one row per compared tensor.
  */
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { type ParityRow, runParity } from "../parity/runner.ts";
 import { PARITY_CASES } from "../parity/registry.ts";
+import type { CaseNetworkOptions } from "../parity/types.ts";
+import { parseDevice } from "../runtime/device.ts";
+import { parseDType } from "../runtime/dtype.ts";
 
 const DEFAULT_DIR = fileURLToPath(new URL("../../tests/reference", import.meta.url));
 
@@ -31,13 +35,26 @@ export async function run(args: string[]): Promise<number> {
   const only: string[] = [];
   let dir: string | undefined;
   let json = false, strict = false;
+  const network: CaseNetworkOptions = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--case") only.push(args[++i] ?? "");
+    else if (a === "--device" || a === "--dtype") {
+      try {
+        if (a === "--device") network.device = parseDevice(args[++i] ?? "");
+        else network.dtype = parseDType(args[++i] ?? "");
+      } catch (e) {
+        console.error(`parity: ${a}: ${(e as Error).message}`);
+        return 2;
+      }
+    } else if (a === "--strict-device") network.strictDevice = true;
     else if (a === "--json") json = true;
     else if (a === "--strict") strict = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: deno task parity [DIR] [--case NAME]... [--strict] [--json]");
+      console.log(
+        "usage: deno task parity [DIR] [--case NAME]... [--strict] [--json] [--device cpu|cuda|webgpu] " +
+          "[--dtype fp32|fp16] [--strict-device]",
+      );
       return 0;
     } else if (a.startsWith("-")) {
       console.error(`parity: unknown option ${a}`);
@@ -51,6 +68,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!json) {
     console.log(`reference: ${dir}`);
+    console.log(`device: ${network.device ?? "cpu"}, dtype: ${network.dtype ?? "float32"}`);
     console.log(
       `${"case".padEnd(28)} ${"tensor".padEnd(34)} ${"rel_l2".padStart(9)} ${
         "max_abs".padStart(9)
@@ -62,6 +80,7 @@ export async function run(args: string[]): Promise<number> {
     rows = await runParity(dir, PARITY_CASES, {
       only,
       strict,
+      network,
       onRow: (r) => console.log(json ? JSON.stringify(r) : line(r)),
     });
   } catch (e) {

@@ -10,6 +10,55 @@ import { type ChunkCtx, inChunks } from "./attention_chunked.ts";
 /** How attention is computed: the fused com.microsoft kernel, or MatMul/Softmax so probabilities can be tapped. */
 export type AttentionForm = "fused" | "plain";
 
+/** Where a graph will run; the same names as the runtime's devices (graphs do not import the runtime). */
+export type ComputeTarget = "cpu" | "cuda" | "webgpu";
+
+/** How GroupNorm / LayerNorm are computed: ORT's single kernels, or mean and variance in two explicit passes. */
+export type NormForm = "kernel" | "two_pass";
+
+/** The op forms a target runs correctly and fast. */
+export interface TargetForms {
+  /** What a `fused` attention request becomes (`plain` requests stay plain: their probabilities are tapped). */
+  attention: AttentionForm;
+  norm: NormForm;
+}
+
+/**
+ * The forms per target. CPU: the fused attention kernel and InstanceNormalization/LayerNormalization (the fast
+ * CPU forms). CUDA: the same; ORT's CUDA MultiHeadAttention runs flash / memory-efficient attention, the
+ * fastest form in fp16, and its norms are exact. WebGPU (ORT 1.30, measured on Mesa lavapipe 25.0 against the
+ * CPU EP): MultiHeadAttention returns wrong results once a query has more than 16 tokens (relative L2
+ * 2e-2..1e-1), and InstanceNormalization / LayerNormalization take the variance in one pass (E[x^2]-E[x]^2),
+ * which loses 3.5e-5 of relative accuracy at a mean/std ratio of 30 (4.8e-3 at 300): there attention is
+ * MatMul/Softmax and the norms take the mean first and the variance of the centred values after.
+ */
+export function formsFor(target: ComputeTarget = "cpu"): TargetForms {
+  return target === "webgpu"
+    ? { attention: "plain", norm: "two_pass" }
+    : { attention: "fused", norm: "kernel" };
+}
+
+let buildTarget: ComputeTarget = "cpu";
+
+/**
+ * Runs a graph builder for `target`: every layer it adds takes that target's forms (`formsFor`). Builders are
+ * synchronous, so the target is in force exactly for this call; the default target is the CPU.
+ */
+export function buildFor<T>(target: ComputeTarget, build: () => T): T {
+  const previous = buildTarget;
+  buildTarget = target;
+  try {
+    return build();
+  } finally {
+    buildTarget = previous;
+  }
+}
+
+/** The target of the graph being built (`buildFor`), "cpu" outside one. */
+export function currentTarget(): ComputeTarget {
+  return buildTarget;
+}
+
 /** Probe request for one attention module: head-averaged or per-head probabilities. */
 export type AttentionProbe = "mean" | "heads";
 
@@ -220,12 +269,16 @@ export function groupNorm(
 ): Value {
   const g = o.groups;
   const grouped = reshape(c, path, x, [0, g, -1]);
-  const ones = c.g.floats(`${path}/ones`, new Float32Array(g).fill(1));
-  const zeros = c.g.floats(`${path}/zeros`, new Float32Array(g));
-  const normed = c.g.op1("InstanceNormalization", [grouped, ones, zeros], {
-    path,
-    attrs: { epsilon: { float: o.eps } },
-  });
+  let normed: Value;
+  if (formsFor(buildTarget).norm === "two_pass") normed = normalizeTwoPass(c, path, grouped, -1, o.eps);
+  else {
+    const ones = c.g.floats(`${path}/ones`, new Float32Array(g).fill(1));
+    const zeros = c.g.floats(`${path}/zeros`, new Float32Array(g));
+    normed = c.g.op1("InstanceNormalization", [grouped, ones, zeros], {
+      path,
+      attrs: { epsilon: { float: o.eps } },
+    });
+  }
   const back = reshape(c, path, normed, shapeOf(c, path, x));
   if (o.affine === false) return identity(c, path, back, outName ?? path);
   const bcast = Array.from({ length: o.rank - 2 }, (_, i) => i + 1);
@@ -238,11 +291,30 @@ export function groupNorm(
 export function layerNorm(c: Ctx, path: string, x: Value, dim: number, eps: number, outName?: string): Value {
   const w = param(c, path, "weight", [dim]);
   const b = param(c, path, "bias", [dim]);
+  if (formsFor(buildTarget).norm === "two_pass") {
+    return add(c, path, mul(c, path, normalizeTwoPass(c, path, x, -1, eps), w), b, outName ?? path);
+  }
   return c.g.op1("LayerNormalization", [x, w, b], {
     path,
     attrs: { axis: -1, epsilon: { float: eps } },
     outName: outName ?? path,
   });
+}
+
+/**
+ * `(x - mean) / sqrt(var + eps)` over `axis`, the variance taken of the centred values (no cancellation). An
+ * fp16 graph normalises in float32, as ORT's norm kernels accumulate: squares of activations overflow fp16.
+ */
+export function normalizeTwoPass(c: Ctx, path: string, x: Value, axis: number, eps: number): Value {
+  const half = c.g.floatType !== DataType.FLOAT;
+  const x32 = half ? c.g.op1("Cast", [x], { path, attrs: { to: DataType.FLOAT } }) : x;
+  const axes = c.g.ints(`${path}/norm_axes`, [axis]);
+  const mean = c.g.op1("ReduceMean", [x32, axes], { path, attrs: { keepdims: 1 } });
+  const d = sub(c, path, x32, mean);
+  const variance = c.g.op1("ReduceMean", [mul(c, path, d, d), axes], { path, attrs: { keepdims: 1 } });
+  const epsilon = c.g.constant(`${path}/eps`, Float32Array.from([eps]), []);
+  const y = div(c, path, d, c.g.op1("Sqrt", [add(c, path, variance, epsilon)], { path }));
+  return half ? c.g.op1("Cast", [y], { path, attrs: { to: c.g.floatType } }) : y;
 }
 
 /** diffusers GEGLU: `proj` to 2*dimOut, `hidden * gelu(gate)`. */
@@ -319,7 +391,7 @@ export function attention(
   const V = linear(c, `${path}.${n.v}`, kv, kvDim, inner, bias);
   const probe = c.attentionProbes?.get(path);
   let ctx: Value;
-  if (c.attention === "fused") {
+  if (c.attention === "fused" && formsFor(buildTarget).attention === "fused") {
     ctx = c.g.op1("MultiHeadAttention", [Q, K, V], {
       path,
       domain: "com.microsoft",

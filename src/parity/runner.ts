@@ -5,7 +5,7 @@
  */
 import { compare } from "./compare.ts";
 import { comparedTensors, readCase, readIndex, type ReferenceIndex } from "./reference.ts";
-import type { ParityCase } from "./types.ts";
+import type { CaseNetworkOptions, ParityCase } from "./types.ts";
 
 export interface ParityRow {
   case: string;
@@ -26,6 +26,8 @@ export interface RunOptions {
   /** Count `not implemented` cases as failures. */
   strict?: boolean;
   onRow?: (r: ParityRow) => void;
+  /** Device and precision of every case's networks (default: CPU, float32). */
+  network?: CaseNetworkOptions;
 }
 
 const blank = { rel_l2: null, max_abs: null, build_s: null, session_s: null, run_s: null };
@@ -93,7 +95,7 @@ async function runCases(
       continue;
     }
     try {
-      const input = readCase(dir, index, name);
+      const input = { ...readCase(dir, index, name), network: o.network };
       const res = await impl.run(input);
       const times = { build_s: res.build_s, session_s: res.session_s, run_s: res.run_s };
       for (const t of comparedTensors(input.meta)) {

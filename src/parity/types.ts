@@ -1,4 +1,6 @@
 /** The contract between the parity runner and the cases it knows. */
+import type { GraphDType } from "../onnx/graph.ts";
+import type { Device } from "../runtime/device.ts";
 import type { F32Tensor } from "../tensor.ts";
 
 /** What a case receives: the reference directory, its index, the case's sidecar JSON and tensors. */
@@ -11,6 +13,16 @@ export interface CaseInput {
   meta: Record<string, unknown>;
   /** Every tensor of `<case>.safetensors`, as float32. */
   tensors: ReadonlyMap<string, F32Tensor>;
+  /** Where and at what precision the case's networks run (default: CPU, float32). */
+  network?: CaseNetworkOptions;
+}
+
+/** The session options a run gives every case (`deno task parity --device D --dtype T`). */
+export interface CaseNetworkOptions {
+  device?: Device;
+  dtype?: GraphDType;
+  /** A compute node placed on the CPU under a GPU device is an error instead of a warning. */
+  strictDevice?: boolean;
 }
 
 /** What a case returns: computed tensors by reference name, and its timings in seconds. */

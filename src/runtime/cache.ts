@@ -19,6 +19,8 @@ export interface CompileKey {
   probes?: unknown;
   /** Checkpoint files the graph reads. */
   files: readonly string[];
+  /** The device whose layer forms the graph was built with (`formsFor`); CPU when absent. */
+  target?: string;
 }
 
 export interface Compiled {
@@ -59,6 +61,8 @@ export function compileHash(k: CompileKey): string {
     dtype: k.dtype,
     probes: k.probes ?? null,
     files: k.files.map(fileIdentity),
+    // CPU graphs keep the hashes they had before targets existed
+    ...(k.target && k.target !== "cpu" ? { target: k.target } : {}),
   };
   return createHash("sha256").update(JSON.stringify(ident)).digest("hex").slice(0, 16);
 }

@@ -38,3 +38,18 @@ export function warnIfFp16OnCpu(dtype: GraphDType | undefined, device: Device | 
   );
   return true;
 }
+
+/**
+ * The precision a network runs at on `device` when `dtype` is asked for. On WebGPU the VAE stays float32: ORT
+ * 1.30's WebGPU convolutions accumulate in f16, which puts the fp16 VAE 5.4e-3 (encoder) and 8.6e-3 (decoder)
+ * away from the CPU's fp16 VAE in relative L2 (tiny reference VAE, lavapipe), past the 5e-3 fp16 budget; the
+ * VAE is a small share of a clip's work (one encode per video, one decode per clip). Elsewhere: `dtype`.
+ */
+export function networkDType(
+  network: "vae" | "unet" | "other",
+  dtype: GraphDType | undefined,
+  device?: Device,
+): GraphDType | undefined {
+  if (network === "vae" && device === "webgpu") return "float32";
+  return dtype;
+}

@@ -6,6 +6,7 @@
  */
 import { type Graph, GraphBuildError, type GraphDType, type WeightSource } from "../onnx/graph.ts";
 import { f32Interface } from "../onnx/f32_interface.ts";
+import { buildFor } from "../onnx/layers.ts";
 import { fp16Weights } from "../weights/fp16_cache.ts";
 import type { Device } from "./device.ts";
 import { warnIfFp16OnCpu } from "./dtype.ts";
@@ -27,14 +28,18 @@ export interface GraphForDtype {
 /**
  * Builds `network` at `dtype`. `weights` is the checkpoint store the builder reads (it answers `has` during the
  * fp16 build, so both builds choose alike); `files` are the checkpoint files of an fp32 build; `probes` are
- * values that will be graph outputs (cast to float32 too). Warns once when fp16 is asked for on CPU.
+ * values that will be graph outputs (cast to float32 too); `device` chooses the layer forms. Warns once when
+ * fp16 is asked for on CPU.
  */
 export function buildForDtype(
   network: string,
   dtype: GraphDType,
-  build: DtypeBuilder,
+  builder: DtypeBuilder,
   o: { weights?: WeightSource; files: readonly string[]; probes?: readonly string[]; device?: Device },
 ): GraphForDtype {
+  // Every layer takes the forms the device runs correctly and fast (`formsFor`).
+  const device = o.device ?? "cpu";
+  const build = (w: WeightSource | undefined, d: GraphDType) => buildFor(device, () => builder(w, d));
   if (dtype === "float32") return { graph: build(o.weights, "float32"), files: [...o.files] };
   warnIfFp16OnCpu(dtype, o.device);
   const bound = build(o.weights, dtype).boundKeys();

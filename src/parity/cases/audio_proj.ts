@@ -22,6 +22,7 @@ export const audioProjCase: ParityCase = {
     const model = await loadAudioProj(join(input.dir, "tiny_models", "hallo", "net.pth"), {
       config,
       threads: 1,
+      ...input.network,
     });
     try {
       const t0 = performance.now();

@@ -14,6 +14,7 @@ export const faceLocatorCase: ParityCase = {
     const model = await loadFaceLocator(join(input.dir, "tiny_models", "hallo", "net.pth"), {
       config,
       threads: 1,
+      ...input.network,
     });
     try {
       const t0 = performance.now();

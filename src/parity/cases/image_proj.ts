@@ -15,6 +15,7 @@ export const imageProjCase: ParityCase = {
     const model = await loadImageProj(join(input.dir, "tiny_models", "hallo", "net.pth"), {
       config,
       threads: 1,
+      ...input.network,
     });
     try {
       const emb = referenceTensor(input, "face_emb");

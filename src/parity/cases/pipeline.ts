@@ -79,6 +79,7 @@ export const pipelineCase: ParityCase = {
       frames,
       size: H,
       guidance: cfg > 1,
+      ...input.network,
       configs,
     });
     const t1 = performance.now();

@@ -71,7 +71,7 @@ function referenceCase(name: string): ParityCase {
         contextTokens: ctx.shape[1],
         height: sample.shape[2],
         width: sample.shape[3],
-      });
+      }, { ...input.network });
       const t0 = performance.now();
       const res = await runReferenceUNet(model, sample, ctx, timestep);
       const run_s = (performance.now() - t0) / 1000;
@@ -139,7 +139,7 @@ function denoisingCase(name: string): ParityCase {
         contextTokens: ctx.shape[1],
         audioTokens: audio.shape[2],
         motionFrames,
-      });
+      }, { ...input.network });
       const levels = model.config.block_out_channels.length;
       const pyramid = (kind: string) =>
         Array.from({ length: levels }, (_, l) => tensor(input, `${kind}_mask.${l}`));

@@ -16,7 +16,10 @@ export const vaeCase: ParityCase = {
   name: "vae",
   tolerance: 1e-4,
   async run(input: CaseInput) {
-    const vae = await loadVae(join(input.dir, "tiny_models", "sd-vae-ft-mse"), { threads: 1 });
+    const vae = await loadVae(join(input.dir, "tiny_models", "sd-vae-ft-mse"), {
+      threads: 1,
+      ...input.network,
+    });
     try {
       const t0 = performance.now();
       const { mean, logvar } = await vaeEncode(vae, referenceTensor(input, "x"));

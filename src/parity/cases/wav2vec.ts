@@ -53,6 +53,7 @@ export const wav2vecCase: ParityCase = {
 
     const model = await loadWav2Vec(join(input.dir, ...MODEL), {
       threads: 1,
+      ...input.network,
       probes: [WAV2VEC2_IO.interpolated],
     });
     try {

@@ -42,6 +42,8 @@ export interface ModelOptions {
   threads?: number;
   mmapWeights?: boolean;
   dtype?: "float32" | "float16";
+  /** On a GPU device, a compute node placed on the CPU fails the load (default: a warning naming it). */
+  strictDevice?: boolean;
   configs?: HalloConfigs;
   /** Denoising-UNet probes (attention probabilities, module outputs), part of its compile key. */
   probes?: Probes;
@@ -104,7 +106,13 @@ export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}):
   // A tiny random set records the sizes upstream hard-codes; real weights have no tiny.json.
   const cfgs = o.configs ?? readTinyConfigs(weightsDir) ?? {};
   // Every network but wav2vec2 (fp32 upstream too) in the requested precision.
-  const session = { device: o.device, threads: o.threads, mmapWeights: o.mmapWeights, dtype: o.dtype };
+  const session = {
+    device: o.device,
+    threads: o.threads,
+    mmapWeights: o.mmapWeights,
+    dtype: o.dtype,
+    strictDevice: o.strictDevice,
+  };
   const net = WeightStore.open(resolveNetCheckpoint(weightsDir));
   const vae = await loadVae(join(weightsDir, "sd-vae-ft-mse"), session);
   const imageProj = await loadImageProj(net, { ...session, config: cfgs.imageProj });

@@ -28,6 +28,8 @@ export interface NetworkOptions {
    * checkpoint; inputs and outputs stay float32 either way.
    */
   dtype?: GraphDType;
+  /** On a GPU device, a compute node placed on the CPU fails the load (default: a warning naming it). */
+  strictDevice?: boolean;
 }
 
 /** One built network with its open session. */
@@ -62,7 +64,7 @@ export async function openNetwork(
   });
   const graph = built.graph;
   const compiled = compile(
-    { network, config, dtype: graph.dtype, probes, files: built.files },
+    { network, config, dtype: graph.dtype, probes, files: built.files, target: opts.device },
     () => graph,
     probes,
   );
@@ -71,6 +73,12 @@ export async function openNetwork(
     device: opts.device,
     threads: opts.threads,
     mmapWeights: opts.mmapWeights,
+    name: network,
+    graph,
+    strictDevice: opts.strictDevice,
+    placementFile: compiled.path && opts.device && opts.device !== "cpu"
+      ? `${compiled.path}.${opts.device}.placement.json`
+      : undefined,
   });
   return {
     session,

@@ -102,6 +102,7 @@ async function load<S>(
       device: o.device,
       threads: o.threads,
       mmapWeights: o.mmapWeights,
+      strictDevice: o.strictDevice,
       dtype: o.dtype,
       probes: probes.values,
       weights: store,

@@ -37,6 +37,8 @@ export interface LoadWav2VecOptions {
   probes?: readonly string[];
   /** Keep weights memory-mapped instead of pre-packed (less memory, a little slower). */
   mmapWeights?: boolean;
+  /** On a GPU device, a compute node placed on the CPU fails the load (default: a warning naming it). */
+  strictDevice?: boolean;
 }
 
 /** A loaded wav2vec2 network. */
@@ -102,6 +104,7 @@ export async function loadWav2Vec(dir: string, opts: LoadWav2VecOptions = {}): P
       device: opts.device,
       threads: opts.threads,
       mmapWeights: opts.mmapWeights,
+      strictDevice: opts.strictDevice,
       probes: opts.probes,
       weights: store,
     },

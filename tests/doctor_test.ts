@@ -1,0 +1,68 @@
+/**
+ * `deno task hallo doctor` on this machine: exits 0, names every provider as available or missing (the CPU and
+ * WebGPU on lavapipe available, CUDA missing with the install step named), finds the Vulkan loader and the
+ * adapter; libraries are found on LD_LIBRARY_PATH and in named folders, with how they were found.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DoctorReport } from "../src/runtime/doctor.ts";
+import { findLibrary } from "../src/runtime/doctor.ts";
+import { withEnv } from "./helpers/env.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+Deno.test("doctor: exits 0 and reports WebGPU available on lavapipe, CUDA missing with its fix", async () => {
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), "doctor", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const r = await run(["--json"]);
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const report = JSON.parse(new TextDecoder().decode(r.stdout)) as DoctorReport;
+  const p = Object.fromEntries(report.providers.map((x) => [x.device, x]));
+  assert.deepEqual(Object.keys(p).sort(), ["cpu", "cuda", "webgpu"]);
+  assert.equal(p.cpu.ok, true);
+  assert.equal(p.webgpu.ok, true, `WebGPU must start here (lavapipe, see .ci/run): ${p.webgpu.error}`);
+  assert.equal(p.cuda.ok, false, "no CUDA provider is expected on this machine");
+  assert.match(p.cuda.fix!, /deno install --allow-scripts=npm:onnxruntime-node/);
+  assert.ok(report.vulkan.loader.found, "the Vulkan loader libvulkan.so.1");
+  assert.ok(report.vulkan.icds.some((i) => /lvp/.test(i.library)), "lavapipe's ICD");
+  assert.match(report.vulkan.adapter?.description ?? "", /llvmpipe/);
+  for (const l of report.cuda) assert.ok(l.found || l.fix.length > 0, `${l.what}: a fix is named`);
+
+  const text = await run([]);
+  assert.equal(text.code, 0);
+  const out = new TextDecoder().decode(text.stdout);
+  assert.match(out, /available webgpu/);
+  assert.match(
+    out,
+    /missing\s+cuda[\s\S]*fix: the CUDA execution provider is not in the onnxruntime-node npm tarball/,
+  );
+  assert.equal((await run(["--bogus"])).code, 2);
+});
+
+Deno.test("doctor: a library is found on LD_LIBRARY_PATH, then in a named folder, else the fix is kept", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "hallo-doctor-" });
+  try {
+    const onPath = join(tmp, "ld"), named = join(tmp, "named");
+    await Deno.mkdir(onPath);
+    await Deno.mkdir(named);
+    await Deno.writeFile(join(onPath, "libhallo_a.so.1"), new Uint8Array());
+    await Deno.writeFile(join(named, "libhallo_b.so.2"), new Uint8Array());
+    await withEnv({ LD_LIBRARY_PATH: `/nonexistent:${onPath}` }, () => {
+      const a = findLibrary("a", ["libhallo_a.so.1"], "fix a", [named]);
+      assert.deepEqual(a.found, { path: join(onPath, "libhallo_a.so.1"), via: "LD_LIBRARY_PATH" });
+      const b = findLibrary("b", ["libhallo_b.so.2"], "fix b", [named]);
+      assert.equal(b.found?.path, join(named, "libhallo_b.so.2"));
+      assert.match(b.found!.via, /not on the linker path: add it to LD_LIBRARY_PATH/);
+      const c = findLibrary("c", ["libhallo_c.so.3"], "fix c", [named]);
+      assert.equal(c.found, undefined);
+      assert.equal(c.fix, "fix c");
+    });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
