@@ -95,7 +95,7 @@ const identity = (o: Partial<RunIdentity> = {}): RunIdentity => ({
   ...o,
 });
 
-Deno.test("resume with a different image, audio or face expand ratio: one line naming it; nothing written", async () => {
+Deno.test("resume with a different image, audio, face expand ratio or separation model: one line naming it; nothing written", async () => {
   const root = await tempDir();
   try {
     const dir = join(root, "r.run");
@@ -113,6 +113,10 @@ Deno.test("resume with a different image, audio or face expand ratio: one line n
       [{ faceExpandRatio: 1.4 }, /was made with a different --face-expand-ratio \(1\.2 there, 1\.4 now\)$/],
       [{ dtype: "float16", seed: 7 }, /a different --dtype \(float32 there, float16 now\); also --seed$/],
       [{ separate: false }, /a different vocal separation \(--no-separate\) \(on there, off now\)$/],
+      [
+        { separator: "9 bytes, modified y" },
+        /a different separation model \( there, 9 bytes, modified y now\)$/,
+      ],
       [
         { weights: { "hallo/net.pth": "5 bytes, modified x" } },
         /different weights \(hallo\/net\.pth: absent there, 5 bytes, modified x now\)/,
@@ -332,6 +336,23 @@ Deno.test("an output that resolves to an input or to the run dir's own files is 
     checkRunPaths({ "--out": join(root, "o.mp4") }, inputs, runDir);
     checkRunPaths({ "--out": join(runDir, "video.mp4") }, inputs, runDir);
     assert.deepEqual(await Deno.readFile(image), new Uint8Array([1, 2, 3]));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a separation model given by path is part of the run identity; the weights folder's is not", async () => {
+  const root = await tempDir();
+  try {
+    const model = join(root, "separator.onnx");
+    await Deno.writeFile(model, new Uint8Array(9));
+    const given = makeRunIdentity(HASHES, { ...OPTIONS, separatorModel: model }, "/nonexistent-weights");
+    assert.match(given.separator, /^9 bytes, modified /);
+    assert.equal(makeRunIdentity(HASHES, OPTIONS, "/nonexistent-weights").separator, "");
+    assert.throws(
+      () => makeRunIdentity(HASHES, { ...OPTIONS, separatorModel: join(root, "gone.onnx") }, "/x"),
+      /gone\.onnx: cannot read the separation model/,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -67,7 +67,7 @@ export interface PreparedInputs {
   audioPath: string;
   hashes: { image: string; audio: string };
   /** The preparation options that shape the conditioning, resolved (part of the run identity). */
-  options: { faceExpandRatio: number; size: number; separate: boolean };
+  options: { faceExpandRatio: number; size: number; separate: boolean; separatorModel?: string };
   timings: Record<string, number>;
   warnings: string[];
 }
@@ -83,6 +83,7 @@ export async function prepareInputs(
     faceExpandRatio: o.faceExpandRatio ?? 1.2,
     size: o.size ?? 512,
     separate: o.separate ?? true,
+    separatorModel: o.separatorModel,
   };
   const img = await prepareImage(image, {
     weightsDir: o.weightsDir,
@@ -98,7 +99,7 @@ export async function prepareInputs(
     device: o.device,
     threads: o.threads,
     cacheDir: o.cacheDir,
-    separatorModel: o.separatorModel,
+    separatorModel: options.separatorModel,
     clipLength: o.clipLength,
   });
   const t2 = performance.now();

@@ -26,6 +26,11 @@ export interface RunIdentity {
   size: number;
   /** Vocal separation before wav2vec2. */
   separate: boolean;
+  /**
+   * A separation model given instead of the weights folder's (`separatorIdentity`); "" for the folder's,
+   * which `weights` covers.
+   */
+  separator: string;
   device: string;
   /** Precision of the compiled graphs ("float32" | "float16"). */
   dtype: string;
@@ -44,6 +49,8 @@ export interface RunIdentityOptions {
   faceExpandRatio: number;
   size: number;
   separate: boolean;
+  /** A separation model file used instead of the weights folder's. */
+  separatorModel?: string;
   device: string;
   dtype: string;
   steps: number;
@@ -93,6 +100,22 @@ export function weightsIdentity(weightsDir: string): Record<string, string> {
   return out;
 }
 
+/**
+ * The identity of a separation model given by path: its size and modification time, as `weightsIdentity`
+ * does for the weights folder ("" when none is given).
+ */
+export function separatorIdentity(path: string | undefined): string {
+  if (!path) return "";
+  try {
+    const st = Deno.statSync(path);
+    return `${st.size} bytes, modified ${st.mtime?.toISOString() ?? "?"}`;
+  } catch (e) {
+    throw new InputFileError(
+      `${path}: cannot read the separation model (${(e as Error).message.split(":")[0]})`,
+    );
+  }
+}
+
 /** The identity of a run from its input hashes, options and weights folder. */
 export function makeRunIdentity(
   hashes: { image: string; audio: string },
@@ -106,6 +129,7 @@ export function makeRunIdentity(
     faceExpandRatio: o.faceExpandRatio,
     size: o.size,
     separate: o.separate,
+    separator: separatorIdentity(o.separatorModel),
     device: o.device,
     dtype: o.dtype,
     steps: o.steps,
@@ -136,6 +160,7 @@ const FIELD_NAMES: Record<keyof RunIdentity, string> = {
   faceExpandRatio: "--face-expand-ratio",
   size: "--size",
   separate: "vocal separation (--no-separate)",
+  separator: "separation model",
   device: "--device",
   dtype: "--dtype",
   steps: "--steps",
