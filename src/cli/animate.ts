@@ -102,15 +102,6 @@ export async function run(args: string[]): Promise<number> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
     const runDir = v["run-dir"] ?? defaultRunDir(out);
-    // Before the run dir is opened: a run that cannot fit is refused without touching it.
-    await checkRunCost({
-      weightsDir,
-      size,
-      steps: settings.steps,
-      guidance: settings.cfg > 1,
-      device,
-      audio,
-    });
     run = await openRunFor({ image, audio, out, runDir, weightsDir, resume: v.resume }, {
       ...settings,
       faceExpandRatio,
@@ -123,6 +114,15 @@ export async function run(args: string[]): Promise<number> {
       const t = run.tookOverLock;
       console.error(`note: took over the stale lock of pid ${t.pid} on ${t.hostname} (that process is gone)`);
     }
+    // After the paths and the lock are checked; a refusal leaves no run dir behind (closed as failed).
+    await checkRunCost({
+      weightsDir,
+      size,
+      steps: settings.steps,
+      guidance: settings.cfg > 1,
+      device,
+      audio,
+    });
 
     const progress = new StepProgress();
     const log = progressEvents(progress);
