@@ -1,14 +1,16 @@
 /**
  * `deno task bench [--quick] [--json] [--force-64] [--device webgpu|cuda]
- *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512[,...]]`:
+ *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512|inspect[,...]]`:
  * every benchmark, printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
  * networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
  * network at the tiny size and at the real full size with random weights (one process per network so peak
  * RSS is its own; the full UNets write 3.4 GB and 6.1 GB temporary checkpoints). sessions: cold and warm
  * session creation of both full-size UNets through the optimised-model cache. step512: one 512x512 step
  * after its self-check. peak/unet32/unet64/vae512: the machine's GEMM peak and profiled forwards with
- * achieved GFLOP/s per op class (roofline.ts). `--quick` runs the tiny sizes only. With `--device`: both
- * full-size UNets at a 16x16 latent on that device, checked against the CPU EP (nothing else).
+ * achieved GFLOP/s per op class (roofline.ts). inspect: the cost of the probes, the activation cache and each
+ * inspection measure relative to a plain clip, through the front door on tiny random weights (inspect.ts).
+ * `--quick` runs the tiny sizes only. With `--device`: both full-size UNets at a 16x16 latent on that device,
+ * checked against the CPU EP (nothing else).
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -274,3 +276,4 @@ if (selected("audio")) await script("./audio.ts", quick ? ["--quick", "--no-10mi
 const roofRows = ROOFLINE_ROWS.filter(selected);
 if (!quick && roofRows.length) await roofline(roofRows, { json, force64: args.includes("--force-64") });
 if (selected("step512") && !quick) await step512();
+if (selected("inspect")) await script("./inspect.ts", json ? ["--json"] : []);
