@@ -7,6 +7,7 @@ import { f32, type F32Tensor } from "../../tensor.ts";
 import { condRowStart, meanHeads } from "./attention_mass.ts";
 import { InspectError } from "./errors.ts";
 import { levelGrid, upsampleIndex } from "./grid.ts";
+import { dividedBy } from "./reduce.ts";
 
 /** The three audio cross-attention branches, in `attn2_{i}` / `motion_scale` order. */
 export const AUDIO_BRANCHES = ["full", "face", "lip"] as const;
@@ -103,7 +104,7 @@ export function audioAttribution(
       }
     }
   });
-  const maps = f32([F, A, H, W], Float32Array.from(acc, (v) => v / probes.length));
+  const maps = f32([F, A, H, W], dividedBy(acc, probes.length));
   const share = new Float32Array(F * A);
   const total: number[] = [];
   for (let f = 0; f < F; f++) {

@@ -8,7 +8,7 @@
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { join } from "node:path";
 import { InspectError } from "./errors.ts";
-import { checkReduction, reduceStep, type SiteReduction } from "./reduce.ts";
+import { checkReduction, dividedBy, reduceStep, type SiteReduction } from "./reduce.ts";
 import { readSpill, writeSpill } from "./spill.ts";
 
 /** The record contract: one site's tensor at one sampler step (0-based). */
@@ -146,7 +146,7 @@ export class ActivationCache {
     if (this.#o.sites[site].mean.includes("steps")) {
       if (step !== undefined) throw new InspectError(`cache site ${site} averages steps; ask without a step`);
       if (!m) throw new InspectError(`cache site ${site}: nothing recorded`);
-      return f32(m.shape, Float32Array.from(m.sum, (v) => v / m.steps.length));
+      return f32(m.shape, dividedBy(m.sum, m.steps.length));
     }
     if (step === undefined) throw new InspectError(`cache site ${site} keeps every step; name one`);
     const h = this.#held.get(keyOf(site, step));

@@ -8,6 +8,7 @@
 import { f32, type F32Tensor } from "../../tensor.ts";
 import { meanHeads } from "./attention_mass.ts";
 import { InspectError } from "./errors.ts";
+import { dividedBy } from "./reduce.ts";
 
 /** The bank share of one probe. */
 export interface BankShare {
@@ -46,7 +47,7 @@ export function bankShare(name: string, probs: F32Tensor): BankShare {
     frames: P.rows,
     tokens: T,
     share: f32([P.rows, T], share),
-    received: f32([P.rows, T], Float32Array.from(received, (v) => v / T)),
+    received: f32([P.rows, T], dividedBy(received, T)),
     mean: total / (P.rows * T),
   };
 }

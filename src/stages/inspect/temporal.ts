@@ -7,6 +7,7 @@
 import { f32, type F32Tensor } from "../../tensor.ts";
 import { condRowStart, meanHeads } from "./attention_mass.ts";
 import { InspectError } from "./errors.ts";
+import { dividedBy } from "./reduce.ts";
 
 /** Motion-module attention reduced over heads and locations. */
 export interface MotionAttention {
@@ -37,7 +38,7 @@ export function motionAttention(
   const first = condRowStart(name, P.rows, locations);
   const acc = new Float64Array(n * n);
   for (let r = first; r < P.rows; r++) for (let i = 0; i < n * n; i++) acc[i] += P.data[r * n * n + i];
-  const matrix = Float32Array.from(acc, (v) => v / locations);
+  const matrix = dividedBy(acc, locations);
   const motionShare: number[] = [];
   for (let f = motionFrames; f < n; f++) {
     let s = 0;
