@@ -16,8 +16,14 @@ export function readVarint(b: Uint8Array, pos: number): [number, number] {
   throw new RangeError("varint longer than 10 bytes");
 }
 
-/** Calls `visit(field, body)` for each length-delimited field of a protobuf message, in order. */
-export function eachBytesField(b: Uint8Array, visit: (field: number, body: Uint8Array) => void): void {
+/**
+ * Calls `visit(field, body)` for each length-delimited field of a protobuf message, in order; stops when it
+ * returns true.
+ */
+export function eachBytesField(
+  b: Uint8Array,
+  visit: (field: number, body: Uint8Array) => boolean | void,
+): void {
   let pos = 0;
   while (pos < b.length) {
     const [key, p] = readVarint(b, pos);
@@ -28,7 +34,7 @@ export function eachBytesField(b: Uint8Array, visit: (field: number, body: Uint8
     else if (wire === 2) {
       const [len, start] = readVarint(b, p);
       if (start + len > b.length) throw new RangeError(`protobuf field ${field} runs past the end`);
-      visit(field, b.subarray(start, start + len));
+      if (visit(field, b.subarray(start, start + len)) === true) return;
       pos = start + len;
     } else throw new RangeError(`unsupported protobuf wire type ${wire}`);
   }

@@ -15,6 +15,7 @@ import type { F32Tensor } from "../../tensor.ts";
 import { ARCFACE_SIZE, EMBEDDING_DIM, type EmbedOptions, type RunModel } from "./arcface.ts";
 import { ImageError } from "./errors.ts";
 import { DET_SIZE, FEAT_STRIDES } from "./scrfd.ts";
+import { eachBytesField } from "../../onnx/proto_read.ts";
 
 /** Manifest names of the detector and recognizer (weights/manifest.json). */
 export const DETECTOR_NAME = "scrfd_10g_bnkps";
@@ -64,37 +65,6 @@ export interface FaceModels {
 
 function message(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
-}
-
-/** Reads a protobuf varint at `pos`; returns [value, next position] (values past 2^53 lose precision). */
-function varint(b: Uint8Array, pos: number): [number, number] {
-  let v = 0, mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= b.length) throw new RangeError("varint runs past the end");
-    const byte = b[pos++];
-    v += (byte & 0x7f) * mul;
-    if (byte < 0x80) return [v, pos];
-    mul *= 128;
-  }
-  throw new RangeError("varint longer than 10 bytes");
-}
-
-/** Calls `visit(field, body)` for each length-delimited field of a protobuf message; stops when it returns true. */
-function eachBytesField(b: Uint8Array, visit: (field: number, body: Uint8Array) => boolean | void): void {
-  let pos = 0;
-  while (pos < b.length) {
-    const [key, p] = varint(b, pos);
-    const field = Math.floor(key / 8), wire = key % 8;
-    if (wire === 0) pos = varint(b, p)[1];
-    else if (wire === 1) pos = p + 8;
-    else if (wire === 5) pos = p + 4;
-    else if (wire === 2) {
-      const [len, start] = varint(b, p);
-      if (start + len > b.length) throw new RangeError(`field ${field} runs past the end`);
-      if (visit(field, b.subarray(start, start + len)) === true) return;
-      pos = start + len;
-    } else throw new RangeError(`unsupported protobuf wire type ${wire}`);
-  }
 }
 
 /**
