@@ -44,22 +44,13 @@ export interface RunIdentity {
   weights: Record<string, string>;
 }
 
-/** Everything but the input hashes and the checkpoint identity, as resolved values (no defaults here). */
-export interface RunIdentityOptions {
-  faceExpandRatio: number;
-  size: number;
-  separate: boolean;
-  /** A separation model file used instead of the weights folder's. */
+/**
+ * Everything but the input hashes and the checkpoint identity, as resolved values (no defaults here); a
+ * separation model given by path in place of the identity's `separator`.
+ */
+export type RunIdentityOptions = Omit<RunIdentity, "format" | "image" | "audio" | "weights" | "separator"> & {
   separatorModel?: string;
-  device: string;
-  dtype: string;
-  steps: number;
-  cfg: number;
-  poseWeight: number;
-  faceWeight: number;
-  lipWeight: number;
-  seed: number;
-}
+};
 
 /** sha256 (hex) of a file, streamed. */
 export async function fileSha256(path: string): Promise<string> {
