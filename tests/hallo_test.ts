@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  ensureTinyWeights,
   fixture,
   GenerationError,
   Hallo,
@@ -19,11 +18,12 @@ import {
   videoToFrames,
 } from "../mod.ts";
 import { runFiles } from "../src/stages/generate/run_dir.ts";
+import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 
 const STEPS = 2;
 
 Deno.test("Hallo: animate and the stage-by-stage walk give the same clips; events carry clip and step", async () => {
-  const { dir } = await ensureTinyWeights();
+  const dir = await tinyWeightsDir();
   const work = await Deno.makeTempDir({ prefix: "hallo-front-door-" });
   const hallo = await Hallo.load(dir, { size: 64, frames: 4, threads: 1 });
   try {

@@ -7,12 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ensureTinyWeights, fixture, Hallo, type HalloClip, type HalloDenoiseOptions } from "../mod.ts";
+import { fixture, Hallo, type HalloClip, type HalloDenoiseOptions } from "../mod.ts";
 import { f32, type F32Tensor } from "../src/tensor.ts";
 import { ActivationCache } from "../src/stages/inspect/cache.ts";
 import { audioAttribution } from "../src/stages/inspect/audio_attribution.ts";
 import { clipActivationCache } from "../src/stages/generate/clip_cache.ts";
 import { readRunRecord } from "../src/stages/generate/run_dir.ts";
+import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 
 const STEPS = 2;
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2.probs";
@@ -27,7 +28,7 @@ async function finalLatents(hallo: Hallo, clip: HalloClip, o: HalloDenoiseOption
 }
 
 async function setup(probes: boolean) {
-  const { dir } = await ensureTinyWeights();
+  const dir = await tinyWeightsDir();
   const work = await Deno.makeTempDir({ prefix: "hallo-wiring-" });
   const hallo = await Hallo.load(dir, {
     size: 64,

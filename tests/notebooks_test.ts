@@ -19,6 +19,7 @@ import {
   selectNotebooks,
   typeErrors,
 } from "../scripts/notebooks.ts";
+import { tinyDirForChild } from "./helpers/tiny_temp.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NOTEBOOKS = join(ROOT, "notebooks");
@@ -141,9 +142,13 @@ Deno.test("committed notebooks: no outputs, Deno kernel, every code cell after t
 });
 
 /** Runs `deno task notebooks` with the tiny weights (HALLO_WEIGHTS removed); returns exit code and output. */
+/** The notebooks' tiny random set, in a temp folder of this test module. */
+const TINY_DIR = tinyDirForChild();
+
 async function runTask(args: string[]): Promise<{ code: number; out: string }> {
   const env = Deno.env.toObject();
   delete env.HALLO_WEIGHTS;
+  env.HALLO_TINY_DIR = TINY_DIR;
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", "notebooks", ...args],
     cwd: ROOT,

@@ -29,6 +29,8 @@ Deno.test("README walk: the front-door example runs on tiny weights, step by ste
     );
     const env = Deno.env.toObject();
     delete env.HALLO_WEIGHTS;
+    // The walk's ensureTinyWeights() makes its set in this test's temp folder, not in the project.
+    env.HALLO_TINY_DIR = join(dir, "tiny");
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--no-check", `--config=${join(ROOT, "deno.json")}`, file],
       cwd: dir,

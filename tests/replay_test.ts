@@ -7,11 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ensureTinyWeights, fixture, Hallo } from "../mod.ts";
+import { fixture, Hallo } from "../mod.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { readRunStep, runFiles } from "../src/stages/generate/run_dir.ts";
 import { readSafetensors } from "../src/weights/safetensors.ts";
 import { withFileSource } from "../src/weights/source.ts";
+import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 
 const STEPS = 2;
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
@@ -29,7 +30,7 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 Deno.test("replay: every recorded step of every clip comes back bit for bit; the CLI writes it and judges it", async () => {
-  const { dir } = await ensureTinyWeights();
+  const dir = await tinyWeightsDir();
   const work = await Deno.makeTempDir({ prefix: "hallo-replay-" });
   const hallo = await Hallo.load(dir, { size: 64, frames: 4, threads: 1 });
   try {

@@ -24,8 +24,13 @@ import {
 } from "./configs.ts";
 import { layoutDigest, type TinyFileSpec, tinyLayout, type TinyTensorSpec } from "./layout.ts";
 
-/** `weights/tiny_pretrained_models` of this project (git-ignored). */
+/**
+ * Where the tiny random set lives by default: `HALLO_TINY_DIR` when set (the tests point it into their temp
+ * folders), else `weights/tiny_pretrained_models` of this project (git-ignored).
+ */
 export function defaultTinyDir(): string {
+  const given = Deno.env.get("HALLO_TINY_DIR");
+  if (given) return resolve(given);
   const url = new URL("../../weights/tiny_pretrained_models", import.meta.url);
   return url.protocol === "file:" ? fileURLToPath(url) : resolve("weights/tiny_pretrained_models");
 }
