@@ -14,10 +14,8 @@ import { externalData } from "../src/onnx/proto_read.ts";
 import type { HalloUNetKwargs } from "../src/models/unet_config.ts";
 import { readCase, readIndex } from "../src/parity/reference.ts";
 import {
-  type Bank,
   loadDenoisingUNet,
   loadReferenceUNet,
-  type NoiseInputs,
   predictNoise,
   runReferenceUNet,
 } from "../src/stages/networks/unets.ts";
@@ -27,6 +25,7 @@ import { findCompiledCaches, removeCaches } from "../src/weights/clean_caches.ts
 import { WeightStore } from "../src/weights/store.ts";
 import { withEnv } from "./helpers/env.ts";
 import { REFERENCE, tinyModel } from "./helpers/shared.ts";
+import { denoisingCase } from "./helpers/denoising_case.ts";
 
 const index = readIndex(REFERENCE);
 const kwargs = index.common?.configs?.unet_additional_kwargs as HalloUNetKwargs;
@@ -85,38 +84,8 @@ async function referenceOutputs(weights: string, mmapWeights = false): Promise<F
 
 /** The denoising UNet's noise prediction on the public case. */
 async function denoisingOutputs(weights: string): Promise<Float32Array[]> {
-  const input = readCase(REFERENCE, index, "denoising_unet_read_cfg");
-  const t = (k: string) => input.tensors.get(k) as F32Tensor;
-  const sample = t("sample");
-  const [B, , F, h, w] = sample.shape;
-  const shape = {
-    batch: B,
-    frames: F,
-    height: h,
-    width: w,
-    contextTokens: t("encoder_hidden_states").shape[1],
-    audioTokens: t("audio_embedding").shape[2],
-    motionFrames: 2,
-  };
-  const m = await loadDenoisingUNet({ weightsDir: weights, kwargs }, shape, { threads: 1 });
-  const bank: Bank = (input.meta.pairing as { i: number; reader: string }[]).map((p) => ({
-    path: p.reader,
-    data: t(`bank_read.${String(p.i).padStart(2, "0")}`),
-  }));
-  const pyramid = (k: string) => [0, 1, 2, 3].map((l) => t(`${k}_mask.${l}`));
-  const ms = t("motion_scale").data;
-  const x: NoiseInputs = {
-    sample,
-    timestep: t("timestep").data[0],
-    encoderHiddenStates: t("encoder_hidden_states"),
-    audioEmbedding: t("audio_embedding"),
-    maskCondFea: t("mask_cond_fea"),
-    fullMask: pyramid("full"),
-    faceMask: pyramid("face"),
-    lipMask: pyramid("lip"),
-    motionScale: [ms[0], ms[1], ms[2]],
-    bank,
-  };
+  const { src, shape, x } = denoisingCase();
+  const m = await loadDenoisingUNet({ ...src, weightsDir: weights }, shape, { threads: 1 });
   try {
     return [(await predictNoise(m, x)).noisePred.data];
   } finally {

@@ -4,39 +4,15 @@
  * without probes.
  */
 import assert from "node:assert/strict";
-import type { HalloUNetKwargs } from "../src/models/unet_config.ts";
-import {
-  type Bank,
-  loadDenoisingUNet,
-  type NoiseInputs,
-  predictNoise,
-} from "../src/stages/networks/unets.ts";
+import { loadDenoisingUNet, predictNoise } from "../src/stages/networks/unets.ts";
 import type { F32Tensor } from "../src/tensor.ts";
-import { readCase, readIndex } from "../src/parity/reference.ts";
-import { REFERENCE, shared, tinyModel } from "./helpers/shared.ts";
+import { denoisingCase } from "./helpers/denoising_case.ts";
 
 Deno.env.set("HALLO_GRAPH_CACHE", "off");
 
 Deno.test("UNet probes: shapes, rows sum to 1, main output unchanged", async () => {
-  shared("reference", "denoising_unet_read_cfg.json");
-  const index = readIndex(REFERENCE);
-  const input = readCase(REFERENCE, index, "denoising_unet_read_cfg");
-  const t = (k: string) => input.tensors.get(k) as F32Tensor;
-  const sample = t("sample");
-  const [B, , F, h, w] = sample.shape;
-  const shape = {
-    batch: B,
-    frames: F,
-    height: h,
-    width: w,
-    contextTokens: t("encoder_hidden_states").shape[1],
-    audioTokens: t("audio_embedding").shape[2],
-    motionFrames: 2,
-  };
-  const src = {
-    weightsDir: tinyModel(),
-    kwargs: index.common?.configs?.unet_additional_kwargs as HalloUNetKwargs,
-  };
+  const { src, shape, x } = denoisingCase();
+  const { batch: B, frames: F, height: h, width: w } = shape;
   const self = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";
   const audio = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
   const plain = await loadDenoisingUNet(src, shape, { threads: 1 });
@@ -44,24 +20,6 @@ Deno.test("UNet probes: shapes, rows sum to 1, main output unchanged", async () 
     threads: 1,
     probes: { attention: { [self]: "mean", [audio]: "heads" } },
   });
-  const bank: Bank = (input.meta.pairing as { i: number; reader: string }[]).map((p) => ({
-    path: p.reader,
-    data: t(`bank_read.${String(p.i).padStart(2, "0")}`),
-  }));
-  const pyramid = (k: string) => [0, 1, 2, 3].map((l) => t(`${k}_mask.${l}`));
-  const ms = t("motion_scale").data;
-  const x: NoiseInputs = {
-    sample,
-    timestep: t("timestep").data[0],
-    encoderHiddenStates: t("encoder_hidden_states"),
-    audioEmbedding: t("audio_embedding"),
-    maskCondFea: t("mask_cond_fea"),
-    fullMask: pyramid("full"),
-    faceMask: pyramid("face"),
-    lipMask: pyramid("lip"),
-    motionScale: [ms[0], ms[1], ms[2]],
-    bank,
-  };
   const a = await predictNoise(plain, x);
   const b = await predictNoise(probed, x);
   assert.deepEqual(b.noisePred.data, a.noisePred.data, "main output changed by probes");
