@@ -219,27 +219,37 @@ Deno.test("a local figures file overrides the defaults network by network; missi
   assert.match(lines[0], /figures \(.*cuda\.json\) lack reference_unet, denoising_unet$/);
 });
 
-Deno.test("animate refuses a run that cannot fit, in one line, before preparing anything", async () => {
+/** `command` on the fixtures and the tiny set at 128 px with 0.1 GiB "available"; exit code and stderr lines. */
+async function refusedRun(command: string, extra: string[]): Promise<{ code: number; err: string[] }> {
+  const fixtures = [
+    "--image",
+    join(ROOT, "fixtures", "astronaut.png"),
+    "--audio",
+    join(ROOT, "fixtures", "speech.wav"),
+  ];
   const r = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       join(ROOT, "src", "cli", "main.ts"),
-      "animate",
-      ...[
-        "--image",
-        join(ROOT, "fixtures", "astronaut.png"),
-        "--audio",
-        join(ROOT, "fixtures", "speech.wav"),
-      ],
-      ...["--out", join(work, "o.mp4"), "--weights", tiny, "--size", "128"],
+      command,
+      ...fixtures,
+      ...extra,
+      "--weights",
+      tiny,
+      "--size",
+      "128",
     ],
     env: { HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: "0.1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const err = new TextDecoder().decode(r.stderr).trim().split("\n");
-  assert.equal(r.code, 1);
+  return { code: r.code, err: new TextDecoder().decode(r.stderr).trim().split("\n") };
+}
+
+Deno.test("animate refuses a run that cannot fit, in one line, before preparing anything", async () => {
+  const { code, err } = await refusedRun("animate", ["--out", join(work, "o.mp4")]);
+  assert.equal(code, 1);
   assert.match(err[0], /^expected: .* clip\(s\) .*peak memory 0\.3 GiB of 0\.1 GiB available/);
   assert.match(err[1], /^animate: this run needs about 0\.3 GiB of memory .* 0\.1 GiB available/);
   assert.equal(err.length, 2, err.join("\n"));
@@ -247,26 +257,8 @@ Deno.test("animate refuses a run that cannot fit, in one line, before preparing 
 });
 
 Deno.test("sweep refuses the same way, counting every setting", async () => {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "src", "cli", "main.ts"),
-      "sweep",
-      ...[
-        "--image",
-        join(ROOT, "fixtures", "astronaut.png"),
-        "--audio",
-        join(ROOT, "fixtures", "speech.wav"),
-      ],
-      ...["--out", join(work, "sweep"), "--weights", tiny, "--size", "128", "--cfg", "1,2"],
-    ],
-    env: { HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: "0.1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(r.stderr).trim().split("\n");
-  assert.equal(r.code, 1);
+  const { code, err } = await refusedRun("sweep", ["--out", join(work, "sweep"), "--cfg", "1,2"]);
+  assert.equal(code, 1);
   assert.match(err[0], /^expected: .* for 2 runs of \d+ clip\(s\)/);
   assert.match(err[1], /^sweep: this run needs about 0\.3 GiB of memory .* 0\.1 GiB available/);
 });
