@@ -362,12 +362,17 @@ export { gridFigure } from "./src/viz/grid.ts";
 export { drawFigure } from "./src/viz/draw.ts";
 export type { FigureSpec } from "./src/viz/panels.ts";
 export {
+  type BankReadsRow,
   describeAudioAttribution,
+  describeBankReads,
   describeGuidanceRegions,
   describeIdentityDrift,
   describeMotionAttention,
   describeOcclusion,
+  describeSeams,
+  type IdentityDriftOptions,
   type InspectFigureOptions,
+  type SeamProfile,
 } from "./src/viz/inspect_figures.ts";
 export { chwToRgb, type RgbImage } from "./src/viz/raster.ts";
 export { ReportError, type RunReport, type RunReportOptions, writeRunReport } from "./src/report/report.ts";
