@@ -146,7 +146,8 @@ function tokenGrid(tokens: number, portrait?: F32Tensor): [number, number] {
 /**
  * Which reference pixels are read: per row (a clip) and panel (a layer), `T * mean_f received[f, k]` on the
  * reference's latent grid, over the portrait. A uniform read shows the layer's mean bank share everywhere, so
- * layers of any resolution share one colour range; above it a reference pixel is read more than its share.
+ * layers of any resolution share one colour range (least to most read pixel of all panels); above its layer's
+ * share a reference pixel is read more than its part.
  *
  * @example
  * ```ts ignore
@@ -170,8 +171,11 @@ export function describeBankReads(rows: readonly BankReadsRow[], o: InspectFigur
       return { layer, mean: s.mean, values, h, w };
     })
   );
-  const hi = Math.max(...maps.flat().map((m) => finiteRange(m.values)[1])) || 1;
-  const scale = { cmap: VIRIDIS, range: [0, hi] as const };
+  // One range over every panel, from the least read pixel to the most: reads are near uniform in an untrained
+  // network, and a range from 0 would hide what structure there is.
+  const ranges = maps.flat().map((m) => finiteRange(m.values));
+  const lo = Math.min(...ranges.map((r) => r[0])), hi = Math.max(...ranges.map((r) => r[1]));
+  const scale = { cmap: VIRIDIS, range: [lo, hi > lo ? hi : lo + 1] as const };
   const portrait: Layer[] = o.portrait
     ? [{
       kind: "image",
@@ -184,14 +188,13 @@ export function describeBankReads(rows: readonly BankReadsRow[], o: InspectFigur
     name: "bank_reads",
     caption: "Reference pixels read",
     title: "Which reference pixels the frames read through the bank, per layer",
-    subtitle:
-      `T x mean over frames and pixels of the mass on each reference pixel (uniform = the bank share); ` +
-      `viridis 0..${round4(hi)}`,
+    subtitle: `mass on each reference pixel x T, mean over frames (uniform = the bank share); ` +
+      `viridis ${round4(lo)}..${round4(hi)}`,
     rows: rows.map((r, i) => ({
       label: r.label,
       panels: maps[i].map((m): Panel => ({
         kind: "image",
-        title: `${m.layer} (share ${round4(m.mean)})`,
+        title: m.layer,
         size,
         layers: [...portrait, {
           kind: "heatmap",
