@@ -3,7 +3,7 @@
  * displays, bad metadata), type errors and nbconvert failures traced back to their cell; the committed notebooks
  * (no outputs, Deno kernel, an expectation on every code cell after the setup); then Jupyter for real: a
  * notebook with a type error, one with a failing cell and one missing an expected output each fail `deno task
- * notebooks` (the last after a second run), and all five notebooks run on the tiny weights with every expected
+ * notebooks` (the last after a second run), and every notebook runs on the tiny weights with every expected
  * display output. Needs Jupyter (nbconvert, nbclient, ipykernel): without it these tests fail, they never skip.
  */
 import assert from "node:assert/strict";
@@ -30,6 +30,8 @@ const NAMES = [
   "04_denoising_steps.ipynb",
   "05_ablation.ipynb",
   "06_which_audio_drives_the_mouth.ipynb",
+  "07_what_do_the_weights_do.ipynb",
+  "10_does_loudness_change_the_result.ipynb",
 ];
 const PLOTLY = "application/vnd.plotly.v1+json";
 
@@ -213,7 +215,7 @@ Deno.test("deno task notebooks: every notebook runs on the tiny weights with eve
     assert.equal(r.code, 0, r.out);
     for (const n of NAMES) assert.match(r.out, new RegExp(`${n.replace(".", "\\.")}\\s+passed`));
     // Figures per notebook: portrait; audio; bank; steps, attention, clip frames; sweep grid; audio attribution
-    // and occlusion.
+    // and occlusion; weights x regions; loudness.
     const figures: Record<string, number> = {
       "01_image.ipynb": 1,
       "02_audio.ipynb": 1,
@@ -221,6 +223,8 @@ Deno.test("deno task notebooks: every notebook runs on the tiny weights with eve
       "04_denoising_steps.ipynb": 3,
       "05_ablation.ipynb": 1,
       "06_which_audio_drives_the_mouth.ipynb": 2,
+      "07_what_do_the_weights_do.ipynb": 1,
+      "10_does_loudness_change_the_result.ipynb": 1,
     };
     for (const name of NAMES) {
       const nb = JSON.parse(Deno.readTextFileSync(join(dir, name)));
