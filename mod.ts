@@ -78,7 +78,8 @@ export {
   SEPARATOR_MODEL,
 } from "./src/stages/audio/prepare.ts";
 export { AudioDecodeError, decodeAudio, type PcmAudio } from "./src/stages/audio/decode.ts";
-export { encodeWavPcm16, readWav, type WavAudio, WavFormatError } from "./src/stages/audio/wav.ts";
+export { encodeWavPcm16, readWav, toPcm16, type WavAudio, WavFormatError } from "./src/stages/audio/wav.ts";
+export { dbfs, type LoudnessMeasure, type ScaledAudio, scaleToDbfs } from "./src/stages/audio/loudness.ts";
 export { clipSlices, gatherWindows, WINDOW_OFFSETS, windowIndexTable } from "./src/stages/audio/windows.ts";
 export { SeparationError, SilentAudioError } from "./src/stages/audio/mdx.ts";
 
@@ -361,6 +362,7 @@ export { type DecodeFn, latentFrame, stepsFigure } from "./src/viz/steps.ts";
 export { gridFigure } from "./src/viz/grid.ts";
 export { drawFigure } from "./src/viz/draw.ts";
 export type { FigureSpec } from "./src/viz/panels.ts";
+export { BLUE_RED, type Colormap, VIRIDIS } from "./src/viz/colormap.ts";
 export {
   type BankReadsRow,
   describeAudioAttribution,

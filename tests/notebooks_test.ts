@@ -30,8 +30,10 @@ const NAMES = [
   "04_denoising_steps.ipynb",
   "05_ablation.ipynb",
   "06_which_audio_drives_the_mouth.ipynb",
+  "07_what_do_the_weights_do.ipynb",
   "08_does_the_identity_drift.ipynb",
   "09_where_do_seams_come_from.ipynb",
+  "10_does_loudness_change_the_result.ipynb",
 ];
 const PLOTLY = "application/vnd.plotly.v1+json";
 
@@ -215,7 +217,8 @@ Deno.test("deno task notebooks: every notebook runs on the tiny weights with eve
     assert.equal(r.code, 0, r.out);
     for (const n of NAMES) assert.match(r.out, new RegExp(`${n.replace(".", "\\.")}\\s+passed`));
     // Figures per notebook: portrait; audio; bank; steps, attention, clip frames; sweep grid; audio attribution
-    // and occlusion; identity drift and reference pixels read; seams and motion attention.
+    // and occlusion; weights x regions; identity drift and reference pixels read; seams and motion attention;
+    // loudness.
     const figures: Record<string, number> = {
       "01_image.ipynb": 1,
       "02_audio.ipynb": 1,
@@ -223,8 +226,10 @@ Deno.test("deno task notebooks: every notebook runs on the tiny weights with eve
       "04_denoising_steps.ipynb": 3,
       "05_ablation.ipynb": 1,
       "06_which_audio_drives_the_mouth.ipynb": 2,
+      "07_what_do_the_weights_do.ipynb": 1,
       "08_does_the_identity_drift.ipynb": 2,
       "09_where_do_seams_come_from.ipynb": 2,
+      "10_does_loudness_change_the_result.ipynb": 1,
     };
     for (const name of NAMES) {
       const nb = JSON.parse(Deno.readTextFileSync(join(dir, name)));

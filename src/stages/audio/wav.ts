@@ -161,6 +161,32 @@ export async function readWav(path: string): Promise<WavAudio> {
   return readWavBytes(await Deno.readFile(path), path);
 }
 
+/**
+ * Planar float channels to interleaved int16, the inverse of the reader's int16/32768: `round(x·32768)` clamped
+ * to [-32768, 32767], so samples read from a 16-bit WAV come back bit-exact.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeWavPcm16(toPcm16([left, right]), 2, 16000);
+ * ```
+ */
+export function toPcm16(channels: readonly Float32Array[]): Int16Array {
+  const c = channels.length;
+  const n = c ? channels[0].length : 0;
+  if (channels.some((ch) => ch.length !== n)) {
+    throw new RangeError(`channels differ in length (${channels.map((ch) => ch.length).join(", ")})`);
+  }
+  const out = new Int16Array(n * c);
+  for (let k = 0; k < c; k++) {
+    const ch = channels[k];
+    for (let i = 0; i < n; i++) {
+      const v = Math.round(ch[i] * 32768);
+      out[i * c + k] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
+  }
+  return out;
+}
+
 /** Encodes interleaved int16 samples as a canonical 44-byte-header PCM16 WAV. */
 export function encodeWavPcm16(
   interleaved: Int16Array,
