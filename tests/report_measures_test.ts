@@ -182,5 +182,8 @@ Deno.test("report figures: guidance by region and identity drift carry the summe
   const f = await identityFigure(summarizeIdentity([CLIPS[0], CLIPS[2]])!);
   assert.equal(f.name, "identity_drift");
   assert.deepEqual(f.summary, { perClip: [0.4, 0.1], slope: -0.3, change: -0.3 });
-  assert.match(JSON.stringify(f.plotly.layout), /2 sites \(a, b\)/);
+  assert.match(
+    JSON.stringify(f.plotly.layout),
+    /slope -0\.3 per clip; change -0\.3; mean over steps and 2 sites/,
+  );
 });

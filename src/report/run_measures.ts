@@ -119,13 +119,12 @@ export async function guidanceFigure(g: GuidanceSummary): Promise<VizFigure | un
   });
 }
 
-/** The identity-drift figure: the mean bank share per clip, at the sites named. */
+/** The identity-drift figure: the mean bank share per clip (the sites are listed in the report's table). */
 export async function identityFigure(d: IdentitySummary): Promise<VizFigure> {
   const spec = describeIdentityDrift(d);
+  const n = d.sites.length;
   return await drawFigure({
     ...spec,
-    subtitle: `${spec.subtitle}; mean over steps and ${d.sites.length} site${
-      d.sites.length > 1 ? "s" : ""
-    } (${d.sites.map((s) => s.replace(".transformer_blocks.0.attn1", "")).join(", ")})`,
+    subtitle: `${spec.subtitle}; mean over steps and ${n} site${n > 1 ? "s" : ""}`,
   });
 }
