@@ -76,7 +76,15 @@ export function measureRegions(image: ImageConditioning): Record<string, Float32
   return Object.fromEntries(Object.entries(MEASURE_REGIONS).map(([name, k]) => [name, image[k][0].data]));
 }
 
-/** Probe requests for the identity sites ("mean": heads averaged in the graph), for `ModelOptions.probes`. */
+/**
+ * Probe requests for the identity sites ("mean": heads averaged in the graph), for `ModelOptions.probes`.
+ *
+ * @example
+ * ```ts ignore
+ * const models = await loadHalloModels(weightsDir, { probes: { attention: identityProbes() } });
+ * await renderVideo(models, prepared, DEFAULT_SETTINGS, { out: "o.mp4", measures: { identity: IDENTITY_SITES } });
+ * ```
+ */
 export function identityProbes(sites: readonly string[] = IDENTITY_SITES): Record<string, AttentionProbe> {
   return Object.fromEntries(sites.map((s) => [s, "mean" as const]));
 }

@@ -267,6 +267,12 @@ async function measuresFile(
 /**
  * What was measured while each finished clip sampled (`ClipMeasures`, or undefined for a clip measured with
  * nothing), each file verified against its sha256 in run.json; with `g`, only its `finished` clips.
+ *
+ * @example
+ * ```ts ignore
+ * const [clip0] = await readRunMeasures("out.run");
+ * console.log(clip0?.guidance?.filter((r) => r.region === "lip")); // |cond - uncond| and update per step
+ * ```
  */
 export async function readRunMeasures(
   dir: string,
