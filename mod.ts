@@ -148,6 +148,7 @@ export {
   makeRunIdentity,
   type OpenRunOptions,
   readRunFrames,
+  readRunMeasures,
   readRunRecord,
   RunDir,
   RunDirError,
@@ -271,6 +272,14 @@ export {
   replayTolerance,
 } from "./src/stages/generate/replay.ts";
 export { readRunStep } from "./src/stages/generate/run_dir.ts";
+export {
+  type BankShareMeasure,
+  type ClipMeasures,
+  type GuidanceMeasure,
+  IDENTITY_SITES,
+  identityProbes,
+  type MeasureOptions,
+} from "./src/stages/generate/clip_measures.ts";
 export type { RecordedStep, RecordedSteps } from "./src/stages/generate/run_steps.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -391,6 +400,12 @@ export {
   table,
 } from "./src/report/notebook.ts";
 export { type MotionEnergy, motionEnergy } from "./src/report/measures.ts";
+export {
+  type GuidanceSummary,
+  type IdentitySummary,
+  summarizeGuidance,
+  summarizeIdentity,
+} from "./src/report/run_measures.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parity against upstream reference vectors

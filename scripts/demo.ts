@@ -109,7 +109,14 @@ const tStart = performance.now();
 await Deno.remove(runDir, { recursive: true }).catch(() => {});
 const progress = new StepProgress(Deno.stdout);
 let t0 = performance.now();
-const hallo = await Hallo.load(weightsDir, { size, guidance: settings.cfg > 1, cacheDir });
+// The identity measure probes two small reference self-attention sites: the report shows identity drift beside
+// guidance by region (recorded by every guided run); the frames are the same with the probes as without.
+const hallo = await Hallo.load(weightsDir, {
+  size,
+  guidance: settings.cfg > 1,
+  cacheDir,
+  measureIdentity: true,
+});
 const nets = Object.entries(hallo.models.timings).map(([k, v]) => `${k} ${s1(v.build_s + v.session_s)}`);
 spent.push(["networks (build + session)", `${s1(since(t0))} (${nets.join(", ")})`]);
 try {
@@ -175,7 +182,10 @@ try {
   });
   const report = await writeRunReport(res, prepared, join(outDir, "demo.html"), { figures, notices });
   spent.push(["report (figures, bank PCA)", s1(since(t0))]);
-  console.log(`demo: wrote ${report.html} (landmarks, masks, audio features, bank; open it in a browser)`);
+  console.log(
+    `demo: wrote ${report.html} (landmarks, masks, audio features, motion energy, guidance by region, ` +
+      "identity drift, bank; open it in a browser)",
+  );
   // CPU seconds and the load beside the wall time: on a shared machine the wall time says little alone.
   const cpu = process.cpuUsage();
   spent.push([

@@ -74,6 +74,10 @@ Deno.test("animate: bad options fail fast with one line naming the problem", asy
     [base(out, ["--cfg", "abc"]), /--cfg must be a number/],
     [base(out, ["--device", "tpu"]), /unknown device 'tpu'/],
     [base(out, ["--size", "100"]), /--size must be a multiple of 64/],
+    [
+      base(out, ["--measure", "identiy"]),
+      /--measure: unknown measure 'identiy' \(identity; guidance by region/,
+    ],
     [base(out, ["--weights", join(work, "empty")]), /needs weights not found/],
   ];
   await Deno.mkdir(join(work, "empty"), { recursive: true });
@@ -115,10 +119,13 @@ Deno.test("animate: --cfg 1 runs the conditional branch alone and writes an h264
   assert.match(rec.inputs.image.sha256, /^[0-9a-f]{64}$/);
   assert.equal(rec.identity.image, rec.inputs.image.sha256);
   assert.deepEqual(rec.finished.map((c: { clip: number }) => c.clip), [0, 1, 2, 3, 4]);
+  // Without guidance no measure applies: none recorded, no measures file.
+  assert.deepEqual(rec.measures, { guidance: false, identity: [] });
+  assert.ok(rec.finished.every((c: { measures_sha256?: string }) => c.measures_sha256 === undefined));
   assert.ok(!await exists(join(work, "cfg1.run", "run.lock")), "the lock goes with the run");
 });
 
-Deno.test("animate: --resume with a different image, audio or face expand ratio is a one-line error before any work", async () => {
+Deno.test("animate: --resume with a different image, audio, face expand ratio or measures is a one-line error before any work", async () => {
   assert.equal((await cfg1()).code, 0);
   const runDir = join(work, "cfg1.run");
   // Another image (a trailing byte after PNG's end) and another audio (its first second).
@@ -157,6 +164,18 @@ Deno.test("animate: --resume with a different image, audio or face expand ratio 
     assert.deepEqual(await Deno.readFile(CFG1), video, "the video must stay");
     assert.ok(!await exists(runFiles.lock(runDir)));
   }
+  // The measures too: identity drift is a trend over clips, so a resume cannot start measuring it midway.
+  const r = await animate([...base(CFG1, [...CFG1_ARGS, "--measure", "identity"]), "--resume"]);
+  assert.equal(r.code, 1, r.err);
+  assert.match(
+    r.err.trim(),
+    new RegExp(
+      `^animate: run dir ${runDir} was measured with no measures, this run with --measure identity ` +
+        `\\(down_blocks\\.2\\.attentions\\.0\\.transformer_blocks\\.0\\.attn1, up_blocks\\.1\\..*\\)$`,
+    ),
+  );
+  assert.deepEqual(await Deno.readFile(runFiles.record(runDir)), record, "run.json must not be rewritten");
+  assert.ok(!await exists(runFiles.lock(runDir)));
 });
 
 Deno.test("animate: --out equal to --image is refused and the image is untouched", async () => {

@@ -1,7 +1,8 @@
 /**
  * The inspection pieces wired through the front door, on tiny random weights (64x64, 4-frame clips, 2 steps):
  * an activation cache records every step of `Hallo.denoise` without changing a bit of its output (nor does
- * loading the probes); interventions are applied at their steps, patching with the same tensor changes
+ * loading the probes), and `animate`'s frames are the same with its measures (guidance by region, identity at
+ * `IDENTITY_SITES`) on and off; interventions are applied at their steps, patching with the same tensor changes
  * nothing, with lip weight 0 the lip mask's patch changes nothing, swapping two clips' audio swaps their audio
  * attributions; `animate` records its interventions in run.json and spills each clip's cache into the run dir.
  */
@@ -12,7 +13,8 @@ import { f32, type F32Tensor } from "../src/tensor.ts";
 import { ActivationCache } from "../src/stages/inspect/cache.ts";
 import { audioAttribution } from "../src/stages/inspect/audio_attribution.ts";
 import { clipActivationCache } from "../src/stages/generate/clip_cache.ts";
-import { readRunRecord } from "../src/stages/generate/run_dir.ts";
+import { readRunMeasures, readRunRecord, runFiles } from "../src/stages/generate/run_dir.ts";
+import { IDENTITY_SITES } from "../src/stages/generate/clip_measures.ts";
 import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 
 const STEPS = 2;
@@ -35,14 +37,17 @@ async function setup(probes: boolean) {
     frames: 4,
     threads: 1,
     ...(probes
-      ? { probes: { attention: { [LIP.slice(0, -6)]: "heads", [SELF.slice(0, -6)]: "mean" } } }
+      ? {
+        probes: { attention: { [LIP.slice(0, -6)]: "heads", [SELF.slice(0, -6)]: "mean" } },
+        measureIdentity: true,
+      }
       : {}),
   });
-  await hallo.prepare(fixture("astronaut.png"), fixture("speech.wav"), { cacheDir: work });
-  return { hallo, work };
+  const prepared = await hallo.prepare(fixture("astronaut.png"), fixture("speech.wav"), { cacheDir: work });
+  return { hallo, work, prepared };
 }
 
-Deno.test("front door: the cache records every step; outputs are bit-identical with the cache (and probes) on and off", async () => {
+Deno.test("front door: the cache records every step; outputs are bit-identical with the cache (and probes) on and off, and animate's with its measures on and off", async () => {
   const plain = await setup(false);
   const probed = await setup(true);
   try {
@@ -71,6 +76,38 @@ Deno.test("front door: the cache records every step; outputs are bit-identical w
     for (const i of [0, 7, a.data.length - 1]) {
       assert.ok(Math.abs(mean.data[i] - (a.data[i] + b.data[i]) / 2) < 1e-7);
     }
+
+    // animate: the same first clip (frames and the motion frames handed on) with every measure off, and on.
+    const first = async (x: typeof plain, measures?: { guidance: false }) => {
+      const res = await x.hallo.animate("", "", {
+        prepared: x.prepared,
+        out: join(x.work, "m.mp4"),
+        steps: STEPS,
+        maxClips: 1,
+        measures,
+      });
+      const files = [runFiles.frames, runFiles.motion].map((f) => Deno.readFileSync(f(res.runDir, 0)));
+      return { files, measures: await readRunMeasures(res.runDir) };
+    };
+    const unmeasured = await first(plain, { guidance: false });
+    const measured = await first(probed);
+    assert.deepEqual(measured.files, unmeasured.files, "frames with measures on vs off");
+    assert.deepEqual(unmeasured.measures, [undefined]);
+    const m = measured.measures[0]!;
+    assert.equal(m.steps, STEPS);
+    assert.deepEqual(m.guidance!.map((r) => `${r.step} ${r.region}`), [
+      "0 lip",
+      "0 face",
+      "0 background",
+      "1 lip",
+      "1 face",
+      "1 background",
+    ]);
+    assert.deepEqual(
+      m.identity!.map((s) => `${s.step} ${s.layer}`),
+      [0, 1].flatMap((st) => IDENTITY_SITES.map((l) => `${st} ${l}`)),
+    );
+    assert.ok(m.identity!.every((s) => s.mean > 0 && s.mean < 1), JSON.stringify(m.identity));
   } finally {
     for (const x of [plain, probed]) {
       await x.hallo.release();

@@ -1,6 +1,8 @@
 /**
  * Everything drawn from a tiny random run (128 px, 2 DDIM steps, guidance, attention probes on
  * down_blocks.0), sharing one run to keep the suite fast:
+ * - the measures the run recorded while sampling (guidance by region, identity drift at the probed reference
+ *   self-attention) equal the measures of the captured first clip's steps, and the report shows their sums;
  * - the demo-like HTML report opened in headless Chromium: no console errors or failed loads, every Plotly
  *   figure drawn (marked by the page and visibly non-blank in the screenshot, kept in $HALLO_TEST_ARTIFACTS when
  *   that names a folder), one
@@ -15,10 +17,14 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import sharp from "sharp";
 import { bankSlots } from "../src/models/bank.ts";
-import { runFiles, runFrame } from "../src/stages/generate/run_dir.ts";
+import { readRunMeasures, runFiles, runFrame } from "../src/stages/generate/run_dir.ts";
+import { measureRegions } from "../src/stages/generate/clip_measures.ts";
+import { guidanceByRegion } from "../src/stages/inspect/guidance_regions.ts";
+import { bankShare } from "../src/stages/inspect/identity.ts";
 import { loadHalloModels } from "../src/stages/generate/models.ts";
 import { prepareInputs, renderVideo } from "../src/stages/generate/run.ts";
 import { decodeLatents } from "../src/stages/networks/vae.ts";
+import type { F32Tensor } from "../src/tensor.ts";
 import { videoToFrames } from "../src/stages/video/frames.ts";
 import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { checkPageInChromium, findChromium } from "../src/report/headless.ts";
@@ -70,11 +76,17 @@ const models = await loadHalloModels(tiny, {
 });
 const settings = { steps: 2, cfg: 3.5, motionScale: [1, 1, 1] as [number, number, number], seed: 42 };
 const OUT = join(work, "out");
+// Identity is measured at the reference self-attention the attention figure already probes (down_blocks.0).
+const SELF = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";
 const render = await renderVideo(
   models,
   prepared,
   { steps: 2, cfg: 3.5, poseWeight: 1, faceWeight: 1, lipWeight: 1, seed: 42 },
-  { out: join(OUT, "demo.mp4"), record: { command: ["report_test"], tiny: true } },
+  {
+    out: join(OUT, "demo.mp4"),
+    record: { command: ["report_test"], tiny: true },
+    measures: { identity: [SELF] },
+  },
 );
 const clip = await captureFirstClip(models, prepared.image, prepared.audio, settings);
 const geometry = { frames: F, latentHeight: LAT, latentWidth: LAT };
@@ -306,6 +318,54 @@ Deno.test("report: the seam measure at every clip boundary, from the frames as w
   assert.match(await Deno.readTextFile(rep.html), /Seams \(clip boundaries/);
 });
 
+Deno.test("report: the measures recorded while sampling are the first clip's own, and the report shows their sums", async () => {
+  const recorded = await readRunMeasures(render.runDir);
+  assert.equal(recorded.length, render.clips);
+  // Clip 0 as captured: the same steps, so the same guidance rows and bank shares, bit for bit.
+  const regions = measureRegions(prepared.image);
+  const rows = guidanceByRegion(clip.steps.map((s) => ({ ...s, uncond: s.uncond! })), regions);
+  assert.deepEqual(
+    recorded[0]!.guidance,
+    rows.map((r) => ({ step: r.step, region: r.region, condDelta: r.condDelta, update: r.update })),
+  );
+  assert.deepEqual(Object.keys(regions), ["lip", "face", "background"]);
+  assert.deepEqual(
+    recorded[0]!.identity,
+    clip.steps.map((s) => ({
+      layer: SELF,
+      step: s.index,
+      mean: bankShare(SELF, s.probes![`${SELF}.probs`] as F32Tensor).mean,
+    })),
+  );
+  // The report: per region the mean over every step of every clip, per clip the mean bank share.
+  const rep = await writeRunReport(render, prepared, join(OUT, "measures.html"));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const html = await Deno.readTextFile(rep.html);
+  const fmt4 = (v: number) => String(Number(v.toPrecision(4)));
+  assert.deepEqual(rep.guidance!.clips, recorded.map((_, i) => i));
+  for (const region of ["lip", "face", "background"]) {
+    const all = recorded.flatMap((c) => c!.guidance!.filter((r) => r.region === region));
+    assert.equal(all.length, render.clips * 2);
+    const cond = mean(all.map((r) => r.condDelta!)), upd = mean(all.map((r) => r.update!));
+    assert.ok(cond > 0 && upd > 0, `${region}: ${cond} ${upd}`);
+    assert.ok(Math.abs(rep.guidance!.mean[region].condDelta! - cond) < 1e-12 * cond);
+    assert.ok(Math.abs(rep.guidance!.mean[region].update! - upd) < 1e-12 * upd);
+    assert.ok(
+      html.includes(`|cond - uncond| ${fmt4(cond)}, update |next - latents| ${fmt4(upd)}`),
+      `${region} row with ${fmt4(cond)} and ${fmt4(upd)}`,
+    );
+  }
+  const perClip = recorded.map((c) => mean(c!.identity!.map((s) => s.mean)));
+  assert.deepEqual(rep.identity!.sites, [SELF]);
+  assert.ok(rep.identity!.perClip.every((v, i) => Math.abs(v - perClip[i]) < 1e-12 && v > 0 && v < 1));
+  assert.ok(Math.abs(rep.identity!.change - (perClip[perClip.length - 1] - perClip[0])) < 1e-12);
+  for (const [i, v] of perClip.entries()) {
+    assert.ok(html.includes(`<td>clip ${i}</td><td>${fmt4(v)}</td>`), `clip ${i}`);
+  }
+  assert.ok(html.includes(`Guidance by region (latent grid; mean over 2 steps x ${render.clips} clips)`));
+  assert.match(html, /Identity drift \(share of self-attention on the reference bank/);
+});
+
 Deno.test({
   name: "report: the run's HTML report draws every figure in headless Chromium without errors",
   ignore: !chromium && !CI,
@@ -324,6 +384,8 @@ Deno.test({
       "portrait",
       "audio",
       "motion-energy",
+      "guidance_regions",
+      "identity_drift",
       "grid",
       "bank",
       "attention",

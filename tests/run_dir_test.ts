@@ -12,6 +12,7 @@ import {
   lockIsStale,
   makeRunIdentity,
   readRunFrames,
+  readRunMeasures,
   RunDir,
   RunDirError,
   RunDirLockedError,
@@ -260,6 +261,61 @@ Deno.test("a fresh run never mixes in the clips of an earlier run in the same di
     const resumed = await RunDir.open(dir, { identity: other, resume: true });
     assert.equal(await resumed.begin(LAYOUT), 1);
     await resumed.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** What clip `c` measured (numbers a JSON round trip keeps exactly; an empty mask's null included). */
+const measuresOf = (c: number) => ({
+  steps: 1,
+  guidance: [
+    { step: 0, region: "lip", condDelta: c + 0.5, update: 0.25 },
+    { step: 0, region: "face", condDelta: null, update: null },
+  ],
+  identity: [{ layer: "down_blocks.2.attentions.0.transformer_blocks.0.attn1", step: 0, mean: c / 8 }],
+});
+
+Deno.test("measures: written with their clip and verified; a damaged file is computed again; a fresh run drops them", async () => {
+  const root = await tempDir();
+  try {
+    const dir = join(root, "r.run");
+    const run = await RunDir.open(dir, { identity: identity() });
+    await run.begin(LAYOUT);
+    for (let c = 0; c < 3; c++) {
+      await run.writeClip(
+        c,
+        clipBytes(c).frames,
+        clipBytes(c).motion,
+        0,
+        c === 1 ? undefined : measuresOf(c),
+      );
+    }
+    await run.close();
+    // Clip 1 measured nothing; a partial reader reads only the clips it is given.
+    assert.deepEqual(await readRunMeasures(dir), [measuresOf(0), undefined, measuresOf(2)]);
+    assert.deepEqual(await readRunMeasures(dir, { finished: 1 }), [measuresOf(0)]);
+    const rec = JSON.parse(await Deno.readTextFile(runFiles.record(dir)));
+    assert.match(rec.finished[0].measures_sha256, /^[0-9a-f]{64}$/);
+    assert.equal(rec.finished[1].measures_sha256, undefined);
+
+    // A damaged measures file: readers refuse it, a resume computes its clip again with the clips after it.
+    await Deno.writeTextFile(runFiles.measures(dir, 2), JSON.stringify(measuresOf(7)));
+    await assert.rejects(readRunMeasures(dir), /0002\.measures\.json does not match its sha256 in run\.json/);
+    const resumed = await RunDir.open(dir, { identity: identity(), resume: true });
+    assert.equal(await resumed.begin(LAYOUT), 2);
+    assert.match(resumed.problems[0], /0002\.measures\.json does not match.*clip 2 and those after it/);
+    await resumed.writeClip(2, clipBytes(2).frames, clipBytes(2).motion, 0, measuresOf(2));
+    await resumed.close();
+    assert.deepEqual(await readRunMeasures(dir), [measuresOf(0), undefined, measuresOf(2)]);
+
+    // A fresh run of other inputs in the same dir: no measures of the earlier run remain.
+    const fresh = await RunDir.open(dir, { identity: identity({ image: "c".repeat(64) }) });
+    await fresh.begin(LAYOUT);
+    await fresh.writeClip(0, clipBytes(0).frames, clipBytes(0).motion, 0);
+    await fresh.close();
+    assert.deepEqual(await readRunMeasures(dir), [undefined]);
+    for (const c of [0, 2]) await assert.rejects(Deno.stat(runFiles.measures(dir, c)), Deno.errors.NotFound);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -9,8 +9,9 @@ import { readTinyConfigs } from "../tiny/configs.ts";
 import { checkWeightsFor } from "../stages/generate/weights.ts";
 import { checkRunCost } from "../stages/generate/cost.ts";
 import { Hallo } from "../stages/generate/hallo.ts";
+import { IDENTITY_SITES, measuresDifference } from "../stages/generate/clip_measures.ts";
 import { defaultRunDir, prepareInputs } from "../stages/generate/run.ts";
-import { openRunFor, type RunDir, RunPathError } from "../stages/generate/run_dir.ts";
+import { openRunFor, type RunDir, RunDirError, RunPathError } from "../stages/generate/run_dir.ts";
 import { probeDevice } from "../runtime/probe.ts";
 import {
   checkAudioFile,
@@ -50,7 +51,11 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --record-steps          make the run replayable: each clip's conditioning and per-step latents and guided
                           predictions go into the run dir (clips/NNNN.steps.safetensors; see hallo replay)
   --patch JSON            an intervention for every clip ('{"kind":"audio-shift","by":2}', a JSON array, or
-                          @file.json); repeatable; recorded in run.json`;
+                          @file.json); repeatable; recorded in run.json
+  --measure identity      also record identity drift: each step's share of self-attention on the reference
+                          at ${IDENTITY_SITES.length} bank-reading sites (they are probed: another graph compile,
+                          ~8 MB per site and step at 512 px). Guidance by region is recorded in every guided
+                          run; both go into clips/NNNN.measures.json, and the run report shows them`;
 
 export async function run(args: string[]): Promise<number> {
   let v;
@@ -61,6 +66,7 @@ export async function run(args: string[]): Promise<number> {
       "run-dir": { type: "string" },
       resume: { type: "boolean" },
       "record-steps": { type: "boolean" },
+      measure: { type: "string", multiple: true },
       patch: { type: "string", multiple: true },
       "strict-device": { type: "boolean" },
     } as const;
@@ -93,6 +99,13 @@ export async function run(args: string[]): Promise<number> {
     }
     warnIfFp16OnCpu(dtype, device);
     const patches = await patchOption(v.patch);
+    const unknown = (v.measure ?? []).filter((m) => m !== "identity");
+    if (unknown.length) {
+      throw new UsageError(
+        `--measure: unknown measure '${unknown[0]}' (identity; guidance by region is always recorded)`,
+      );
+    }
+    const measureIdentity = (v.measure ?? []).includes("identity");
     await probeDevice(device);
     const image = await readableFile("image", v.image);
     const audio = await readableFile("audio", v.audio);
@@ -110,6 +123,14 @@ export async function run(args: string[]): Promise<number> {
       device,
       dtype,
     });
+    // Before any work: a resume measures as the run did (animate checks it again with the loaded networks).
+    const measureDiff = v.resume
+      ? measuresDifference(run.record?.measures, {
+        guidance: settings.cfg > 1,
+        identity: measureIdentity ? [...IDENTITY_SITES] : [],
+      })
+      : undefined;
+    if (measureDiff) throw new RunDirError(`run dir ${runDir} ${measureDiff}`);
     if (run.tookOverLock) {
       const t = run.tookOverLock;
       console.error(`note: took over the stale lock of pid ${t.pid} on ${t.hostname} (that process is gone)`);
@@ -146,6 +167,7 @@ export async function run(args: string[]): Promise<number> {
       size,
       dtype,
       strictDevice: v["strict-device"],
+      measureIdentity,
     });
     try {
       const res = await hallo.animate(image, audio, {

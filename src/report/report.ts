@@ -1,7 +1,8 @@
 /**
  * `writeRunReport`: an HTML report of a finished (or partial) run next to its video: the run record's facts,
  * the portrait and audio figures of the prepared inputs, motion energy per mask, the seam measure at every clip
- * boundary, the run's interventions and whether it is replayable, thumbnails of the frames,
+ * boundary, the measures the run recorded while it sampled (guidance by region; identity drift when measured),
+ * the run's interventions and whether it is replayable, thumbnails of the frames,
  * and any extra figures (bank, attention, steps from `captureFirstClip`), with one local plotly.js.
  */
 import { dirname, relative, resolve } from "node:path";
@@ -12,6 +13,7 @@ import type { VizFigure } from "../viz/figure.ts";
 import { gridFigure } from "../viz/grid.ts";
 import {
   readRunFrames,
+  readRunMeasures,
   readRunRecord,
   recordGeometry,
   runFrame,
@@ -23,6 +25,14 @@ import { f32, type F32Tensor } from "../tensor.ts";
 import { type FactTable, renderReportHtml } from "./html.ts";
 import { type MotionEnergy, motionEnergy } from "./measures.ts";
 import { motionEnergyFigure } from "./measures_figure.ts";
+import {
+  guidanceFigure,
+  type GuidanceSummary,
+  identityFigure,
+  type IdentitySummary,
+  summarizeGuidance,
+  summarizeIdentity,
+} from "./run_measures.ts";
 import { copyPlotlyNextTo, PLOTLY_FILE } from "./plotly_asset.ts";
 
 export interface RunReportOptions {
@@ -45,6 +55,10 @@ export interface RunReport {
   motion: MotionEnergy;
   /** The seam measure at each boundary between finished clips (clip k after clip k-1, k >= 1). */
   seams: Seam[];
+  /** Guidance by region, when the run recorded it (a guided run). */
+  guidance?: GuidanceSummary;
+  /** Identity drift, when the run recorded it (`--measure identity`). */
+  identity?: IdentitySummary;
   /** The run's interventions (run.json `interventions`), if any. */
   interventions: unknown[];
   /** The video the report links to (absolute), if any. */
@@ -114,6 +128,42 @@ function fmt(v: unknown): string {
   return typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
 }
 
+const MASK_NAMES: Record<string, string> = { lip: "sep_lip", face: "sep_face", background: "sep_background" };
+
+/** Guidance by region's numbers: per region, the means over every step of every measured clip. */
+function guidanceTable(g: GuidanceSummary): FactTable {
+  const v = (x: number | null) => x === null ? "n/a (empty mask)" : fmt(x);
+  const { lip, background } = g.mean;
+  const ratio = lip?.condDelta != null && background?.condDelta
+    ? fmt(lip.condDelta / background.condDelta)
+    : "n/a";
+  return {
+    title: `Guidance by region (latent grid; mean over ${
+      g.rows.length / g.regions.length
+    } steps x ${g.clips.length} clips)`,
+    rows: [
+      ...g.regions.map((r): [string, string] => [
+        `${r} (${MASK_NAMES[r] ?? r})`,
+        `|cond - uncond| ${v(g.mean[r].condDelta)}, update |next - latents| ${v(g.mean[r].update)}`,
+      ]),
+      ["lip / background |cond - uncond|", ratio],
+    ],
+  };
+}
+
+/** Identity drift's numbers: the bank share per clip, its slope and change. */
+function identityTable(d: IdentitySummary): FactTable {
+  return {
+    title: "Identity drift (share of self-attention on the reference bank; mean over steps and sites)",
+    rows: [
+      ["sites", d.sites.join(", ")],
+      ...d.perClip.map((s, i): [string, string] => [`clip ${i}`, fmt(s)]),
+      ["slope (per clip)", fmt(d.slope)],
+      ["change (last - first)", fmt(d.change)],
+    ],
+  };
+}
+
 function exists(p: string): boolean {
   try {
     return Deno.statSync(p).isFile;
@@ -157,6 +207,10 @@ export async function writeRunReport(
     background: masks.sepBackground,
   });
   const seams = await runSeams(runDir, geo);
+  const recorded = await readRunMeasures(runDir, geo);
+  const guidance = summarizeGuidance(recorded);
+  const identity = summarizeIdentity(recorded);
+  const guidanceFig = guidance && await guidanceFigure(guidance);
   const interventions = Array.isArray(rec.interventions) ? rec.interventions : [];
   const n = Math.min(o.thumbnails ?? 8, geo.frames);
   const picks = Array.from({ length: n }, (_, i) => Math.round((i * (geo.frames - 1)) / Math.max(1, n - 1)));
@@ -165,6 +219,8 @@ export async function writeRunReport(
     await portraitFigure(prepared.image),
     await audioFigure(prepared.audio, { input: prepared.audioPath, fps }),
     await motionEnergyFigure(motion, fps),
+    ...(guidanceFig ? [guidanceFig] : []),
+    ...(identity ? [await identityFigure(identity)] : []),
     await gridFigure({
       title: `Frames (${geo.frames} of ${g.frames})`,
       rowLabels: ["video"],
@@ -215,6 +271,8 @@ export async function writeRunReport(
         ],
       ],
     },
+    ...(guidance ? [guidanceTable(guidance)] : []),
+    ...(identity ? [identityTable(identity)] : []),
     ...(seams.length
       ? [{
         title:
@@ -252,5 +310,15 @@ export async function writeRunReport(
     plotlySrc: PLOTLY_FILE,
   });
   await Deno.writeTextFile(outPath, html);
-  return { html: outPath, plotly, figures: figures.map((f) => f.name), motion, seams, interventions, video };
+  return {
+    html: outPath,
+    plotly,
+    figures: figures.map((f) => f.name),
+    motion,
+    seams,
+    guidance,
+    identity,
+    interventions,
+    video,
+  };
 }

@@ -358,8 +358,10 @@ export function describeMotionAttention(
   };
 }
 
-/** Guidance by region: |cond - uncond| and the step's update per region over the steps. */
-export function describeGuidanceRegions(rows: readonly GuidanceRegionRow[]): FigureSpec {
+/** Guidance by region: |cond - uncond| and the step's update per region over the steps (per-frame unused). */
+export function describeGuidanceRegions(
+  rows: readonly Pick<GuidanceRegionRow, "step" | "region" | "condDelta" | "update">[],
+): FigureSpec {
   if (!rows.length) throw new VizError("guidance by region: no rows");
   const regions = [...new Set(rows.map((r) => r.region))];
   const chart = (key: "condDelta" | "update", title: string): Panel => ({

@@ -4,7 +4,7 @@
  * starts, so a killed run loses at most the clip in progress, and `resume` continues bit-identically.
  */
 import { makeDdimSchedule } from "../../sampling/ddim.ts";
-import type { EventPlace, OnEvent } from "../../sampling/events.ts";
+import type { EventPlace, HalloEvent, OnEvent } from "../../sampling/events.ts";
 import { manualSeed } from "../../sampling/noise.ts";
 import type { AudioWindows } from "../audio/prepare.ts";
 import type { ImageConditioning } from "../image/prepare.ts";
@@ -12,6 +12,13 @@ import { videoFrame, videoToFrames } from "../video/frames.ts";
 import type { ActivationCache } from "../inspect/cache.ts";
 import type { PlannedIntervention } from "../inspect/interventions.ts";
 import type { BankCache } from "./bank_cache.ts";
+import {
+  ClipMeasurer,
+  type MeasureOptions,
+  measureRegions,
+  measuresDifference,
+  resolveMeasures,
+} from "./clip_measures.ts";
 import { clipInputs, clipMasks, firstMotionFrames } from "./conditioning.ts";
 import { GenerationError } from "./errors.ts";
 import type { HalloModels } from "./models.ts";
@@ -50,6 +57,11 @@ export interface AnimateOptions {
   inspect?: (clip: number) => ClipInspection | Promise<ClipInspection>;
   /** Write each clip's conditioning and per-step latents and guided predictions (a replayable run). */
   recordSteps?: boolean;
+  /**
+   * What is measured per clip while it samples and kept in the run dir (see clip_measures.ts): guidance by
+   * region unless `guidance: false`, identity at `identity` sites. A resume must measure the same way.
+   */
+  measures?: MeasureOptions;
 }
 
 /** What one clip is sampled with besides its settings (see `AnimateOptions.inspect`). */
@@ -124,9 +136,12 @@ export async function animate(
       throw new RunDirError(`run dir ${run.dir} was made with interventions ${was}, this run has ${now}`);
     }
   }
+  const measures = resolveMeasures(m, o.measures);
+  const measureDiff = run.resume ? measuresDifference(run.record?.measures, measures) : undefined;
+  if (measureDiff) throw new RunDirError(`run dir ${run.dir} ${measureDiff}`);
   const start = await run.begin(
     { clips, audioLength: audio.audioLength, width: W, height: H, framesPerClip: F, motionFrames: M },
-    o.record,
+    { ...o.record, measures },
   );
   let motion: Float32Array[] = firstMotionFrames(image, M);
   if (start > 0) {
@@ -141,11 +156,17 @@ export async function animate(
   for (let i = 0; i < start; i++) initialNoise(generator, shape);
   const schedule = makeDdimSchedule();
   const masks = clipMasks(image, F);
+  const regions = measureRegions(image);
   const end = o.maxClips !== undefined ? Math.min(clips, start + o.maxClips) : clips;
   let referenceCachedClips = 0;
   for (let t = start; t < end; t++) {
     const t0 = performance.now();
     const inspect = await o.inspect?.(t);
+    const measurer = new ClipMeasurer(measures, regions);
+    const onEvent = (e: HalloEvent) => {
+      if (e.kind === "step") measurer.step(e.step);
+      o.onEvent?.({ ...o.place, ...e });
+    };
     const { video, latents, steps } = await runClip(m, await clipInputs(m, image, audio, t, motion, masks), {
       steps: o.steps,
       cfg: o.cfg,
@@ -153,7 +174,7 @@ export async function animate(
       generator,
       schedule,
       bankCache: t === 0 ? o.bankCache : undefined,
-      onEvent: o.onEvent && ((e) => o.onEvent!({ ...o.place, ...e })),
+      onEvent,
       clip: { index: t, count: clips },
       cache: inspect?.cache,
       interventions: inspect?.interventions,
@@ -168,7 +189,7 @@ export async function animate(
     const mot = new Float32Array(M * 3 * H * W);
     motion.forEach((fr, i) => mot.set(fr, i * fr.length));
     const seconds = (performance.now() - t0) / 1000;
-    await run.writeClip(t, all, mot, seconds);
+    await run.writeClip(t, all, mot, seconds, measurer.result());
     o.onEvent?.({
       ...o.place,
       kind: "clip",

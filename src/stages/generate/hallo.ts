@@ -22,6 +22,7 @@ import { projectFaceEmbedding } from "../networks/projections.ts";
 import { decodeLatents } from "../networks/vae.ts";
 import { videoFrame } from "../video/frames.ts";
 import type { BankCache } from "./bank_cache.ts";
+import { IDENTITY_SITES, identityProbes } from "./clip_measures.ts";
 import { type ClipComparison, compareVariants } from "./compare.ts";
 import {
   clipAudioTokens,
@@ -54,6 +55,11 @@ export interface HalloOptions extends ModelOptions {
   allowMissingFaceModels?: boolean;
   /** Where intermediate files go (vocals). */
   cacheDir?: string;
+  /**
+   * Load the denoising UNet with the identity measure's probes (`identityProbes()`, beside any `probes`), and
+   * record the bank share at `IDENTITY_SITES` in every video `animate` makes (default off: a probed graph).
+   */
+  measureIdentity?: boolean;
 }
 
 /** One clip's conditioning, with the inputs it was built from. */
@@ -136,7 +142,10 @@ export class Hallo {
   /** Loads every generation network from `weightsDir` (see `loadHalloModels`). */
   static async load(weightsDir: string, o: HalloOptions = {}): Promise<Hallo> {
     const tiny = readTinyConfigs(weightsDir) !== undefined;
-    return new Hallo(weightsDir, await loadHalloModels(weightsDir, o), tiny, o);
+    const probes = o.measureIdentity
+      ? { ...o.probes, attention: { ...identityProbes(), ...o.probes?.attention } }
+      : o.probes;
+    return new Hallo(weightsDir, await loadHalloModels(weightsDir, { ...o, probes }), tiny, o);
   }
 
   /** Video size in pixels. */
@@ -415,6 +424,7 @@ export class Hallo {
         ...(o.recordSteps ? { record_steps: true } : {}),
       },
       recordSteps: o.recordSteps,
+      measures: o.measures ?? (this.o.measureIdentity ? { identity: IDENTITY_SITES } : undefined),
       inspect: inspecting
         ? async (clip, runDir) => ({
           cache: o.cache?.(clip, runDir),

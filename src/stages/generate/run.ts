@@ -10,6 +10,7 @@ import { writeMp4 } from "../video/mp4.ts";
 import { animate, type AnimateResult, type ClipInspection } from "./animate.ts";
 import type { HalloModels } from "./models.ts";
 import type { BankCache } from "./bank_cache.ts";
+import type { MeasureOptions } from "./clip_measures.ts";
 import type { EventPlace, OnEvent } from "../../sampling/events.ts";
 import type { Device } from "../../runtime/device.ts";
 import {
@@ -140,6 +141,8 @@ export interface RenderOptions {
   inspect?: (clip: number, runDir: string) => ClipInspection | Promise<ClipInspection>;
   /** Write what replays any step into the run dir (see `AnimateOptions.recordSteps`). */
   recordSteps?: boolean;
+  /** What is measured per clip and kept in the run dir (see `AnimateOptions.measures`). */
+  measures?: MeasureOptions;
 }
 
 export interface RenderResult extends AnimateResult {
@@ -225,6 +228,7 @@ async function renderInto(
     place: o.place,
     inspect: o.inspect && ((clip) => o.inspect!(clip, run.dir)),
     recordSteps: o.recordSteps,
+    measures: o.measures,
     record: {
       ...o.record,
       settings: s,

@@ -8,6 +8,7 @@
  * clips/NNNN.rgb        clip NNNN's frames, packed RGB24, frames_per_clip x height x width x 3 bytes
  * clips/NNNN.motion.f32 the motion frames the next clip is conditioned on, float32 (M, 3, H, W)
  * clips/NNNN.steps.safetensors  with `recordSteps`: what re-runs any step of the clip (run_steps.ts)
+ * clips/NNNN.measures.json  what was measured while the clip sampled (clip_measures.ts), its sha256 in run.json
  * clip-NNNN.activations-*.safetensors  an activation cache's spill files (inspect/cache.ts)
  * ```
  *
@@ -44,6 +45,7 @@ import {
 import { LOCK_FILE, type LockInfo, RunLock } from "./run_lock.ts";
 import { encodeSteps, readRecordedStep, type RecordedStep, type RecordedSteps } from "./run_steps.ts";
 import { writeSafetensors } from "../../weights/safetensors_write.ts";
+import type { ClipMeasures } from "./clip_measures.ts";
 
 export { RunDirError, RunDirLockedError, RunPathError } from "./run_errors.ts";
 export {
@@ -68,6 +70,7 @@ export const runFiles = {
   frames: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.rgb`),
   motion: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.motion.f32`),
   steps: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.steps.safetensors`),
+  measures: (dir: string, i: number) => join(dir, "clips", `${clipName(i)}.measures.json`),
   /** Spill-file prefix of clip `i`'s activation cache (the files go in the run dir itself). */
   cachePrefix: (i: number) => `clip-${clipName(i)}.`,
 };
@@ -110,6 +113,8 @@ export interface FinishedClip {
   frames_sha256: string;
   motion_sha256: string;
   seconds: number;
+  /** sha256 of `clips/NNNN.measures.json`, when the clip was measured. */
+  measures_sha256?: string;
 }
 
 /** run.json. Free fields (command, settings, inputs, timings, output, ...) sit beside these. */
@@ -233,6 +238,57 @@ async function clipProblem(
       return { problem: `${file} does not match its sha256 in run.json (damaged)` };
     }
     out[kind] = bytes;
+  }
+  if (want === "both" && entry.measures_sha256 !== undefined) {
+    const { problem } = await measuresFile(dir, entry);
+    if (problem) return { problem };
+  }
+  return out;
+}
+
+/** Clip `entry`'s measures file, or why it does not match its sha256 in run.json. */
+async function measuresFile(
+  dir: string,
+  entry: FinishedClip,
+): Promise<{ problem?: string; bytes?: Uint8Array }> {
+  const file = runFiles.measures(dir, entry.clip);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch {
+    return { problem: `${file} is missing` };
+  }
+  if (sha256(bytes) !== entry.measures_sha256) {
+    return { problem: `${file} does not match its sha256 in run.json (damaged)` };
+  }
+  return { bytes };
+}
+
+/**
+ * What was measured while each finished clip sampled (`ClipMeasures`, or undefined for a clip measured with
+ * nothing), each file verified against its sha256 in run.json; with `g`, only its `finished` clips.
+ *
+ * @example
+ * ```ts ignore
+ * const [clip0] = await readRunMeasures("out.run");
+ * console.log(clip0?.guidance?.filter((r) => r.region === "lip")); // |cond - uncond| and update per step
+ * ```
+ */
+export async function readRunMeasures(
+  dir: string,
+  g?: Pick<RunGeometry, "finished">,
+): Promise<(ClipMeasures | undefined)[]> {
+  const rec = await readRunRecord(dir);
+  const n = Math.min(g?.finished ?? rec.finished.length, rec.finished.length);
+  const out: (ClipMeasures | undefined)[] = [];
+  for (const entry of rec.finished.slice(0, n)) {
+    if (entry.measures_sha256 === undefined) {
+      out.push(undefined);
+      continue;
+    }
+    const { problem, bytes } = await measuresFile(dir, entry);
+    if (problem) throw new RunDirError(`run dir ${dir}: ${problem}`);
+    out.push(JSON.parse(new TextDecoder().decode(bytes)));
   }
   return out;
 }
@@ -482,8 +538,17 @@ export class RunDir {
     return new Float32Array(m.buffer, m.byteOffset, m.byteLength / 4);
   }
 
-  /** Records clip `i` (the next one) as finished: its files written atomically, their sha256 in run.json. */
-  async writeClip(i: number, frames: Uint8Array, motion: Float32Array, seconds: number): Promise<void> {
+  /**
+   * Records clip `i` (the next one) as finished: its files (and what was measured while it sampled, if
+   * anything) written atomically, their sha256 in run.json.
+   */
+  async writeClip(
+    i: number,
+    frames: Uint8Array,
+    motion: Float32Array,
+    seconds: number,
+    measures?: ClipMeasures,
+  ): Promise<void> {
     const rec = this.requireRecord();
     if (i !== rec.finished.length) {
       throw new RunDirError(
@@ -493,7 +558,17 @@ export class RunDir {
     const mot = new Uint8Array(motion.buffer, motion.byteOffset, motion.byteLength);
     await writeAtomic(runFiles.frames(this.dir, i), frames);
     await writeAtomic(runFiles.motion(this.dir, i), mot);
-    const entry = { clip: i, frames_sha256: sha256(frames), motion_sha256: sha256(mot), seconds };
+    const entry: FinishedClip = {
+      clip: i,
+      frames_sha256: sha256(frames),
+      motion_sha256: sha256(mot),
+      seconds,
+    };
+    if (measures) {
+      const json = new TextEncoder().encode(JSON.stringify(measures));
+      await writeAtomic(runFiles.measures(this.dir, i), json);
+      entry.measures_sha256 = sha256(json);
+    }
     await this.write({ ...rec, finished: [...rec.finished, entry] });
     this.#finishedHere++;
   }
@@ -559,7 +634,7 @@ export class RunDir {
   private async removeClipFiles(): Promise<void> {
     try {
       for await (const e of Deno.readDir(runFiles.clips(this.dir))) {
-        if (/^\d{4}\.(rgb|motion\.f32|json|steps\.safetensors)(\.tmp)?$/.test(e.name)) {
+        if (/^\d{4}\.(rgb|motion\.f32|json|steps\.safetensors|measures\.json)(\.tmp)?$/.test(e.name)) {
           await Deno.remove(join(runFiles.clips(this.dir), e.name));
         }
       }
