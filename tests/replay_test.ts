@@ -18,6 +18,17 @@ const STEPS = 2;
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
 const bytes = (t: F32Tensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
+/** Overwrites the float32 at byte `at` of `file`. */
+async function writeF32(file: string, at: number, value: number): Promise<void> {
+  const f = await Deno.open(file, { read: true, write: true });
+  try {
+    await f.seek(at, Deno.SeekMode.Start);
+    await f.write(new Uint8Array(new Float32Array([value]).buffer));
+  } finally {
+    f.close();
+  }
+}
+
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "src/cli/main.ts", "replay", ...args],
@@ -83,10 +94,7 @@ Deno.test("replay: every recorded step of every clip comes back bit for bit; the
     // An altered recording (one value of clip 1's recorded noise_pred at step 1) fails the check.
     const file = runFiles.steps(runDir, 1);
     const at = withFileSource(file, (src) => readSafetensors(src).tensors.get("noise_pred.1")!.offset);
-    const f = await Deno.open(file, { read: true, write: true });
-    await f.seek(at, Deno.SeekMode.Start);
-    await f.write(new Uint8Array(new Float32Array([1234.5]).buffer));
-    f.close();
+    await writeF32(file, at, 1234.5);
     const bad = await cli([
       "--run-dir",
       runDir,
@@ -100,7 +108,7 @@ Deno.test("replay: every recorded step of every clip comes back bit for bit; the
       "1",
     ]);
     assert.equal(bad.code, 1, bad.out + bad.err);
-    assert.match(bad.err, /differs from the recording/);
+    assert.match(bad.err, /^replay: clip 1 step 1 differs from the recording by \S+ > tolerance 0 /);
 
     const usage = await cli(["--clip", "0", "--step", "0", "--out", out]);
     assert.equal(usage.code, 2);
