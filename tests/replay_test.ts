@@ -3,7 +3,7 @@
  * intervention at step 1) holds what re-runs any step of any clip; replaying step s of clip c reproduces the
  * recorded `noise_pred` and next latents bit for bit (the run's intervention re-applied), a patched replay
  * differs, and `deno task hallo replay` writes the step with its probes, exiting 1 once the recording is
- * altered.
+ * altered (a NaN anywhere in it is never accepted).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -109,6 +109,9 @@ Deno.test("replay: every recorded step of every clip comes back bit for bit; the
     ]);
     assert.equal(bad.code, 1, bad.out + bad.err);
     assert.match(bad.err, /^replay: clip 1 step 1 differs from the recording by \S+ > tolerance 0 /);
+    // A NaN in the recording, even first of many values, is a difference no tolerance accepts.
+    await writeF32(file, at, NaN);
+    assert.ok(Number.isNaN((await hallo.replay(runDir, 1, 1)).maxDifference));
 
     const usage = await cli(["--clip", "0", "--step", "0", "--out", out]);
     assert.equal(usage.code, 2);

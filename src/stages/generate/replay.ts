@@ -160,7 +160,8 @@ function maxAbsDiff(a: F32Tensor, b: F32Tensor): number {
   let m = 0;
   for (let i = 0; i < a.data.length; i++) {
     const d = Math.abs(a.data[i] - b.data[i]);
-    if (!(d <= m)) m = d; // NaN wins
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
   }
   return m;
 }
