@@ -265,6 +265,7 @@ export {
 export { regionMeanAbsDiff } from "./src/stages/inspect/region_mean.ts";
 export { type ClipComparison, type ClipVariant, compareVariants } from "./src/stages/generate/compare.ts";
 export {
+  REPLAY_RELATIVE_TOLERANCE,
   replayInterventions,
   type ReplayOptions,
   type ReplayResult,

@@ -3,7 +3,7 @@
  * intervention at step 1) holds what re-runs any step of any clip; replaying step s of clip c reproduces the
  * recorded `noise_pred` and next latents bit for bit (the run's intervention re-applied), a patched replay
  * differs, and `deno task hallo replay` writes the step with its probes, exiting 1 once the recording is
- * altered.
+ * altered (a NaN anywhere in it is never accepted).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -17,6 +17,17 @@ import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 const STEPS = 2;
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
 const bytes = (t: F32Tensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/** Overwrites the float32 at byte `at` of `file`. */
+async function writeF32(file: string, at: number, value: number): Promise<void> {
+  const f = await Deno.open(file, { read: true, write: true });
+  try {
+    await f.seek(at, Deno.SeekMode.Start);
+    await f.write(new Uint8Array(new Float32Array([value]).buffer));
+  } finally {
+    f.close();
+  }
+}
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
@@ -83,10 +94,7 @@ Deno.test("replay: every recorded step of every clip comes back bit for bit; the
     // An altered recording (one value of clip 1's recorded noise_pred at step 1) fails the check.
     const file = runFiles.steps(runDir, 1);
     const at = withFileSource(file, (src) => readSafetensors(src).tensors.get("noise_pred.1")!.offset);
-    const f = await Deno.open(file, { read: true, write: true });
-    await f.seek(at, Deno.SeekMode.Start);
-    await f.write(new Uint8Array(new Float32Array([1234.5]).buffer));
-    f.close();
+    await writeF32(file, at, 1234.5);
     const bad = await cli([
       "--run-dir",
       runDir,
@@ -100,7 +108,10 @@ Deno.test("replay: every recorded step of every clip comes back bit for bit; the
       "1",
     ]);
     assert.equal(bad.code, 1, bad.out + bad.err);
-    assert.match(bad.err, /differs from the recording/);
+    assert.match(bad.err, /^replay: clip 1 step 1 differs from the recording by \S+ > tolerance 0 /);
+    // A NaN in the recording, even first of many values, is a difference no tolerance accepts.
+    await writeF32(file, at, NaN);
+    assert.ok(Number.isNaN((await hallo.replay(runDir, 1, 1)).maxDifference));
 
     const usage = await cli(["--clip", "0", "--step", "0", "--out", out]);
     assert.equal(usage.code, 2);

@@ -3,7 +3,8 @@
  * of a run recorded with `animate --record-steps`, run again (on this machine, with probes and patches) and
  * written out: `latents`, `noise_pred` (guided), `next_latents`, and `probe.<name>` per probe. Prints the
  * largest difference to the recording; exits 1 when, unpatched, it exceeds the tolerance for this device
- * (0 on the recording device and precision; see replayTolerance).
+ * (0 on the recording device and precision; across them a fraction of the recorded values' largest
+ * magnitude, see replayTolerance).
  */
 import { parseArgs } from "node:util";
 import { parseDType } from "../runtime/dtype.ts";
@@ -30,7 +31,8 @@ const USAGE = `usage: deno task hallo replay --run-dir D --clip C --step S --out
   --device cpu|cuda|webgpu
   --dtype fp32|fp16   (default: the run's)
   --threads N
-  --tolerance X       largest accepted difference (default: 0 on the recording device, see replayTolerance)`;
+  --tolerance X       largest accepted difference (default: 0 on the recording device and precision,
+                      else 1e-2 in fp32 and 1 in fp16 times the largest recorded magnitude)`;
 
 export async function run(args: string[]): Promise<number> {
   let v;
@@ -113,12 +115,21 @@ export async function run(args: string[]): Promise<number> {
         patches: JSON.stringify(patches),
       });
       const tol = tolerance ?? r.tolerance;
+      // A cross-device tolerance scales with the recorded values: say with which.
+      const why = tolerance === undefined && tol > 0
+        ? ` = ${r.relativeTolerance} x max |recorded| ${r.scale}`
+        : "";
       console.log(
         `replay clip ${clip} step ${step} (timestep ${r.timestep}) on ${device}: max |replay - recorded| = ` +
-          `${r.maxDifference} (tolerance ${tol}; recorded on ${r.recordedOn.device} ${r.recordedOn.dtype}); wrote ${out}`,
+          `${r.maxDifference} (tolerance ${tol}${why}; recorded on ${r.recordedOn.device} ` +
+          `${r.recordedOn.dtype}); wrote ${out}`,
       );
       if (!patches.length && !(r.maxDifference <= tol)) {
-        console.error(`replay: the step differs from the recording by ${r.maxDifference} > ${tol}`);
+        console.error(
+          `replay: clip ${clip} step ${step} differs from the recording by ${r.maxDifference} > tolerance ` +
+            `${tol} (recorded on ${r.recordedOn.device} ${r.recordedOn.dtype}, replayed on ` +
+            `${r.replayedOn.device} ${r.replayedOn.dtype})`,
+        );
         return 1;
       }
       return 0;

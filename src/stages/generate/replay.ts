@@ -78,30 +78,90 @@ export interface ReplayResult {
   recorded: RecordedStep;
   /** max |replay - recorded| over `noise_pred` and `next_latents`. */
   maxDifference: number;
+  /** The largest magnitude in the recorded `noise_pred` and next latents: what the tolerance scales with. */
+  scale: number;
+  /** The tolerance as a fraction of `scale` (0 on the recording device and precision). */
+  relativeTolerance: number;
   /** The largest difference accepted on this device (see `replayTolerance`). */
   tolerance: number;
   /** Device and precision the run was recorded with. */
   recordedOn: { device: string; dtype: string };
+  /** Device and precision of this replay. */
+  replayedOn: { device: string; dtype: string };
 }
 
 /**
- * The largest replay difference accepted: 0 on the device and precision the run was recorded with (ORT's
- * kernels are deterministic there, so a replay is bit for bit); across devices the kernels differ (fused
- * attention, other reduction orders): 1e-3 in float32, 5e-2 in float16, on `noise_pred` and the latents.
+ * Across devices or precisions, the largest replay difference accepted as a fraction of the largest magnitude
+ * the recording holds (`noise_pred` and the next latents): the kernels differ (other convolution and reduction
+ * orders; WebGPU's f16 products accumulate in f16), and a difference grows with the values, which are larger
+ * with real weights (the first latents are N(0,1) noise: at 512 px and 16 frames the largest of 262144 is
+ * about 4.6; the tiny set's recorded maxima are 1.2-3.5).
+ *
+ * Measured on the tiny random set (CFG 3.5, 2 steps, 2 clips; max |replay - recorded| / max |recorded|, worst
+ * of the 4 steps, absolute in brackets; WebGPU on Mesa lavapipe; tests/replay_devices_test.ts checks one):
+ * - 64 px, 4 frames: CPU fp32 replayed on WebGPU fp32 9.4e-4 (2.7e-3), WebGPU fp32 on the CPU 1.3e-3
+ *   (2.4e-3); CPU fp32 replayed in fp16 on WebGPU 3.5e-1 (0.66), on the CPU 2.6e-1 (0.48).
+ * - 128 px, 8 frames: CPU fp32 on WebGPU fp32 6.4e-6 (1.8e-5); in fp16 on WebGPU 2.6e-2 (6.5e-2), on the
+ *   CPU 3.3e-3 (8.1e-3).
+ * - Interventions (audio-silence, audio-shift, bank-zero, motion-frames-zero, another clip's audio) move the
+ *   64 px steps by 1.7e-1 to 4.3e-1.
+ * 64 px is the worst case, 150x the fp32 difference of 128 px, likely because the tiny UNet's deepest blocks
+ * are 1x1 there and normalise groups of 2 channels per frame: 2 values a group (8 at 128 px; 40 channels over
+ * 8x8, 2560, in the real UNet at 512 px), whose normalised output flips with the rounding of their difference.
+ * Real weights are not measured here.
+ *
+ * fp32: 1e-2, 8x the worst measured (margin for the full-size UNet, twice as deep and 10-20x wider) and 17x
+ * below the smallest intervention, so a replay with other weights, inputs or a broken kernel fails. fp16: 1,
+ * the difference may not exceed the values themselves: at 64 px fp16 rounding moves a step as much as an
+ * intervention does, so this catches NaN and blow-ups only (at 128 px it is 38x the measured 2.6e-2). The
+ * absolute 1e-3 and 5e-2 this replaced failed at 64 px, and 5e-2 in fp16 on WebGPU at 128 px too.
+ *
+ * @example
+ * ```ts
+ * // A CPU fp32 recording whose largest value is 3, replayed on WebGPU in fp32: 0.03 accepted.
+ * const accepted = REPLAY_RELATIVE_TOLERANCE.float32 * 3;
+ * ```
+ */
+export const REPLAY_RELATIVE_TOLERANCE = { float32: 1e-2, float16: 1 } as const;
+
+/**
+ * The largest replay difference accepted, in the units of the values: 0 on the device and precision the run
+ * was recorded with (ORT's kernels are deterministic there, so a replay is bit for bit); across devices or
+ * precisions `REPLAY_RELATIVE_TOLERANCE` (float32, or float16 when either side is) times `scale`, the largest
+ * magnitude the recording holds.
+ *
+ * @example
+ * ```ts
+ * replayTolerance({ device: "cpu", dtype: "float32" }, { device: "webgpu", dtype: "float32" }, 3); // 0.03
+ * ```
  */
 export function replayTolerance(
   recorded: { device: string; dtype: string },
   here: { device: string; dtype: string },
+  scale = 1,
 ): number {
   if (recorded.device === here.device && recorded.dtype === here.dtype) return 0;
-  return recorded.dtype === "float16" || here.dtype === "float16" ? 5e-2 : 1e-3;
+  const fp16 = recorded.dtype === "float16" || here.dtype === "float16";
+  return REPLAY_RELATIVE_TOLERANCE[fp16 ? "float16" : "float32"] * scale;
+}
+
+// NaN anywhere makes the result NaN, which no tolerance accepts.
+function maxAbs(t: F32Tensor): number {
+  let m = 0;
+  for (const v of t.data) {
+    const a = Math.abs(v);
+    if (Number.isNaN(a)) return NaN;
+    if (a > m) m = a;
+  }
+  return m;
 }
 
 function maxAbsDiff(a: F32Tensor, b: F32Tensor): number {
   let m = 0;
   for (let i = 0; i < a.data.length; i++) {
     const d = Math.abs(a.data[i] - b.data[i]);
-    if (!(d <= m)) m = d; // NaN wins
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
   }
   return m;
 }
@@ -152,6 +212,8 @@ export async function replayStep(
   const s: SamplerStep = r.value;
   const recordedOn = { device: String(rec.identity.device), dtype: String(rec.identity.dtype ?? "float32") };
   const here = { device: m.denoisingUNet.session.device, dtype: o.dtype ?? "float32" };
+  const scale = Math.max(maxAbs(recorded.noisePred), maxAbs(recorded.nextLatents));
+  const relativeTolerance = replayTolerance(recordedOn, here);
   return {
     clip,
     step,
@@ -165,7 +227,10 @@ export async function replayStep(
       maxAbsDiff(s.guided, recorded.noisePred),
       maxAbsDiff(s.next, recorded.nextLatents),
     ),
-    tolerance: replayTolerance(recordedOn, here),
+    scale,
+    relativeTolerance,
+    tolerance: relativeTolerance * scale,
     recordedOn,
+    replayedOn: here,
   };
 }
