@@ -14,6 +14,7 @@ import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
 import type { TensorRef } from "../../src/onnx/tensor_ref.ts";
+import { writeNetSafetensors } from "./net_safetensors.ts";
 import { tempCopyOnce } from "./temp_copy.ts";
 
 /** The project root. */
@@ -44,11 +45,19 @@ export function shared(...parts: string[]): string {
 /**
  * This test module's private copy of the reference set (index, cases and tiny_models/, not preprocess/),
  * made in a temp folder on first use and removed when the module unloads. Graph and fp16 caches of
- * sessions opened on it land in the copy.
+ * sessions opened on it land in the copy. The copy also holds `tiny_models/hallo/net.safetensors`, rebuilt
+ * byte for byte from net.pth (tests/helpers/net_safetensors.ts): the set itself keeps only net.pth.
  */
 export function referenceCopy(): string {
   shared("reference", "index.json");
-  return tempCopyOnce(REFERENCE, ["preprocess"]);
+  const copy = tempCopyOnce(REFERENCE, ["preprocess"]);
+  const twin = join(copy, "tiny_models", "hallo", "net.safetensors");
+  try {
+    Deno.statSync(twin);
+  } catch {
+    writeNetSafetensors(join(copy, "tiny_models", "hallo", "net.pth"), twin);
+  }
+  return copy;
 }
 
 /**
@@ -56,8 +65,13 @@ export function referenceCopy(): string {
  * private copy of the reference set, or a clear error when the reference set lacks it.
  */
 export function tinyModel(...parts: string[]): string {
-  shared("reference", "tiny_models", ...parts);
-  return join(referenceCopy(), "tiny_models", ...parts);
+  const p = join(referenceCopy(), "tiny_models", ...parts);
+  try {
+    Deno.statSync(p);
+  } catch {
+    throw new Error(`${p} is missing: the tests need tests/reference (reference vectors) inside the project`);
+  }
+  return p;
 }
 
 /** Every tensor of a safetensors (or .pth) file as float32, by name, through the project's checkpoint reader. */
