@@ -5,7 +5,7 @@
 #   check ARGS  run scripts/gpu_check.ts on the GPU (WebGPU over Vulkan) with upstream's PyTorch half, JSON to $OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
-G=/var/tmp/hallo-gpu
+G=${HALLO_GPU_STAGE:-/var/tmp/hallo-gpu}  # a warm machine keeps it between calls
 case "${1:-}" in
   stage)
     mkdir -p "$G/in"
