@@ -22,9 +22,11 @@
  * splits them over staging calls that each fit beside the working tree, and writes the calls, back to back,
  * into `.gpu/COMMANDS.md` (scripts/gpu_remote.sh runs them there): stage (and unpack), then `check --dtypes
  * fp32` (writes the random weights into /var/tmp/hallo-gpu/work) and `check --dtypes fp16` (reuses them).
- * Measured (2026-12-02): deno 2.9.6 xz -9e 28.3 MiB, the rest about 12 MiB; the tracked tree is 72.4 MiB, so
- * gpu_pack refuses until the tree shrinks (tests/reference: net.safetensors duplicates net.pth's tensors
- * byte for byte, 17.6 MiB; tiny_models/.hallo-cache holds 5.5 MB of committed compiled graphs).
+ * Measured (2026-12-02, this checkout): payload deno 2.9.6 xz -9e 28.3 MiB, node_modules 12.1 MiB, upstream
+ * 0.7 MiB, libvulkan1 0.1 MiB (41.2 MiB; packing took 9 min on two shared cores); tracked tree 49.9 MiB
+ * (72.4 MiB before tests/reference dropped its duplicate net.safetensors and stray compiled graphs), so four
+ * staging calls of 63.0, 63.0, 63.0 and 51.9 MiB, then the two checks: six calls back to back. The remote path
+ * (stage, unpack, check) was dry-run here from a clean export, offline, with an empty DENO_DIR.
  * `--upstream DIR` (what gpu_pack puts in upstream.tar.xz) adds the same UNet forwards in upstream PyTorch
  * (scripts/gpu_check_upstream.py) over the same random checkpoints, timed with CUDA events.
  * `--device webgpu` needs the carried Vulkan loader and NVIDIA's ICD (VK_DRIVER_FILES); `--device cuda` needs

@@ -169,6 +169,9 @@ Deno.test({
         upstream,
         "--reference",
         join(PROJECT, "tests", "reference"),
+        // PyTorch 1.13 on the CPU gives NaN in some repeats of this forward (see the script's docstring)
+        "--repeats",
+        "5",
       ]);
       assert.equal(ref.code, 0, ref.stderr.slice(-2000));
       const parity = JSON.parse(ref.stdout);
@@ -178,6 +181,7 @@ Deno.test({
         `${parity.reference_parity.noise_pred_rel_l2}`,
       );
       assert.equal(parity.reference_parity.bank_entries, 10);
+      assert.equal(parity.reference_parity.runs, 5);
       // the whole check with the upstream half, on the CPU at the tiny size
       const r = await gpuCheck({
         device: "cpu",
