@@ -318,8 +318,11 @@ async function sha256(path: string): Promise<string> {
   return out.split(" ")[0];
 }
 
-/** Makes `<out>/` ignored through the repository's info/exclude (the device tool then sends it only when carried). */
-async function ensureIgnored(root: string, out: string) {
+/**
+ * Makes `<out>/` (an existing folder) ignored through the repository's info/exclude: the device tool then
+ * sends it only when a call carries it.
+ */
+export async function ensureIgnored(root: string, out: string) {
   const rel = relative(root, out);
   if (rel.startsWith("..")) return;
   const probe = await new Deno.Command("git", { args: ["-C", root, "check-ignore", "-q", rel] }).output();
@@ -378,7 +381,11 @@ if (import.meta.main) {
       i < calls.length ? ` (${mib(tree + calls[i].bytes)} MiB with the tree)` : ""
     }: \`${s.command}\``
   );
-  await Deno.writeTextFile(join(out, "COMMANDS.md"), `# Device calls, back to back\n\n${md.join("\n")}\n`);
+  await Deno.writeTextFile(
+    join(out, "COMMANDS.md"),
+    `# Device calls, back to back (a machine goes back 30 s after a call)\n\nPlanned for a working tree of ` +
+      `${mib(tree)} MiB: run gpu_pack again after the tree changes.\n\n${md.join("\n")}\n`,
+  );
   console.log(md.join("\n"));
   console.error(`gpu_pack: ${basename(out)}/COMMANDS.md written`);
 }

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 G=${HALLO_GPU_STAGE:-/var/tmp/hallo-gpu}  # a warm machine keeps it between calls
 case "${1:-}" in
   stage)
+    # the first call of a plan starts afresh: chunks left from an earlier plan would not join
+    case "$2" in *call-1) rm -rf "$G/in" ;; esac
     mkdir -p "$G/in"
     cp "$2"/* "$G/in/"
     echo "staged $(ls "$2" | wc -l) files; $(du -sh "$G/in" | cut -f1) in $G/in"

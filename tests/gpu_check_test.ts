@@ -13,6 +13,7 @@ import {
   CALL_LIMIT_BYTES,
   CALL_MARGIN_BYTES,
   commands,
+  ensureIgnored,
   GpuPackError,
   packUpstream,
   planCalls,
@@ -210,4 +211,25 @@ Deno.test({
       await Deno.remove(work, { recursive: true });
     }
   },
+});
+
+Deno.test("gpu_pack: the packing folder becomes git-ignored once, so only `carry` sends it", async () => {
+  const repo = await Deno.makeTempDir({ prefix: "hallo-gpu-pack-git-" });
+  try {
+    const git = (...args: string[]) => new Deno.Command("git", { args: ["-C", repo, ...args] }).output();
+    assert.ok((await git("init", "-q")).success);
+    const out = join(repo, ".gpu");
+    await Deno.mkdir(out);
+    Deno.writeTextFileSync(join(out, "chunk.000"), "x");
+    assert.equal((await git("check-ignore", "-q", ".gpu")).code, 1);
+    await ensureIgnored(repo, out);
+    await ensureIgnored(repo, out);
+    assert.ok((await git("check-ignore", "-q", ".gpu")).success);
+    const exclude = Deno.readTextFileSync(join(repo, ".git", "info", "exclude"));
+    assert.equal(exclude.split("\n").filter((l) => l === "/.gpu/").length, 1);
+    // an untracked-not-ignored file would travel with every call: this one no longer does
+    assert.equal(await treeBytes(repo), 0);
+  } finally {
+    await Deno.remove(repo, { recursive: true });
+  }
 });
