@@ -3,6 +3,7 @@
  *
  *   deno run -A scripts/gpu_check.ts [--device webgpu|cuda|cpu] [--latent 64] [--frames 16] [--steps 40]
  *       [--parity-latent 16] [--parity-frames 2] [--dtypes fp32,fp16] [--work DIR] [--json FILE]
+ *       [--upstream DIR] [--python python3]
  *   deno run -A scripts/gpu_check.ts --dry-run      # CPU, tiny sizes: what tests/gpu_check_test.ts runs
  *
  * What it prints, per precision (fp32, fp16), with full-size random weights made on the spot (3.4 GB
@@ -15,22 +16,19 @@
  *   - peak GPU memory: `nvidia-smi --query-gpu=memory.used` sampled every 0.2 s while the forwards run (the
  *     whole card: the lease's machine runs nothing else).
  *
- * Plan on the device tool (64 MiB carried per call, 10 min per command, 15 min of device time in all; no Node
- * or Deno there; Vulkan loaders carried as .debs per its README):
- *   0. Here: `deno compile`-free: deno's binary (96 MB) -> `xz -9e` (about 35 MB) into .gpu/deno.xz;
- *      node_modules/onnxruntime-node/bin (libonnxruntime.so.1 46 MB + binding) -> .gpu/ort.tar.xz (about 11 MB);
- *      the .gl/ Vulkan debs (README's recipe). `.gpu/` and `.gl/` are in .git/info/exclude and named in carry.
- *      BLOCKER measured here: the repository's tracked files are 70 MB (tests/reference alone 54 MB), over the
- *      64 MiB a call carries before anything is added; the check cannot be sent until the reference set
- *      travels outside the tree (e.g. tiny_models' duplicate net.safetensors dropped, fixtures trimmed).
- *   1. Call 1 (about 6 min): unpack deno and ORT into the ignored paths, `deno install` is not possible there
- *      (no registry): node_modules travels as the carried tarball; run `--dtypes fp32` with --work on the
- *      warm machine's disk (ignored folders stay between calls on a warm machine).
- *   2. Call 2 (about 5 min, same warm machine): `--dtypes fp16` reusing the weights in --work.
- *   3. Upstream PyTorch on the same GPU: NOT WRITTEN YET (see the report): upstream's UNet2DConditionModel and
- *      UNet3DConditionModel (github:fudan-generative-vision/hallo, hallo/models/*) with diffusers v0.27.2's
- *      modules travel as source, random weights, the reference-attention bank wired as face_animate.py does,
- *      timed with torch.cuda events in fp32 and fp16.
+ * Plan on the device tool (64 MiB sent per call, tracked tree included; 10 min per command; 15 min of device
+ * time; no Node, Deno or network there): `deno run -A scripts/gpu_pack.ts --sources DIR` packs deno (xz),
+ * node_modules with onnxruntime-node for linux-x64, upstream's pinned sources and libvulkan1 into `.gpu/`,
+ * splits them over staging calls that each fit beside the working tree, and writes the calls, back to back,
+ * into `.gpu/COMMANDS.md` (scripts/gpu_remote.sh runs them there): stage (and unpack), then `check --dtypes
+ * fp32` (writes the random weights into /var/tmp/hallo-gpu/work) and `check --dtypes fp16` (reuses them).
+ * Measured (2026-12-02, this checkout): payload deno 2.9.6 xz -9e 28.3 MiB, node_modules 12.1 MiB, upstream
+ * 0.7 MiB, libvulkan1 0.1 MiB (41.2 MiB; packing took 9 min on two shared cores); tracked tree 49.9 MiB
+ * (72.4 MiB before tests/reference dropped its duplicate net.safetensors and stray compiled graphs), so four
+ * staging calls of 63.0, 63.0, 63.0 and 51.9 MiB, then the two checks: six calls back to back. The remote path
+ * (stage, unpack, check) was dry-run here from a clean export, offline, with an empty DENO_DIR.
+ * `--upstream DIR` (what gpu_pack puts in upstream.tar.xz) adds the same UNet forwards in upstream PyTorch
+ * (scripts/gpu_check_upstream.py) over the same random checkpoints, timed with CUDA events.
  * `--device webgpu` needs the carried Vulkan loader and NVIDIA's ICD (VK_DRIVER_FILES); `--device cuda` needs
  * a CUDA provider for onnxruntime-node, which the H200's CUDA 13 libraries do not serve for ORT 1.30 (its
  * NuGet provider links CUDA 12): webgpu is the route that can run there.
@@ -65,6 +63,31 @@ export interface CheckOptions {
   /** Tiny networks (the dry run) instead of SD-1.5 sizes. */
   tiny: boolean;
   work: string;
+  /** Upstream's sources as scripts/gpu_pack.ts lays them out: also run the UNets in upstream PyTorch. */
+  upstream?: string;
+  /** The Python that has torch (default `python3`, the GPU machine's). */
+  python?: string;
+}
+
+/** What scripts/gpu_check_upstream.py prints in timing mode (one row per precision). */
+export interface UpstreamFigures {
+  torch: string;
+  diffusers: string;
+  gpu?: string;
+  fallback_modules: string[];
+  timing: {
+    build_s: number;
+    parameters: Record<string, number>;
+    weights_not_in_file: Record<string, number>;
+    rows: {
+      dtype: string;
+      reference_unet_s: number;
+      denoising_unet_s: number;
+      seconds_per_frame: number;
+      noise_pred_finite: boolean;
+      peak_memory_mib: number | null;
+    }[];
+  };
 }
 
 /** One network's figures at one precision. */
@@ -81,6 +104,7 @@ export interface CheckResult {
   figures: NetworkFigures[];
   seconds_per_frame: Record<string, number>;
   peak_gpu_mib?: number;
+  upstream?: UpstreamFigures;
 }
 
 type Net = "reference_unet" | "denoising_unet" | "vae_decoder";
@@ -262,7 +286,76 @@ export async function gpuCheck(o: CheckOptions): Promise<CheckResult> {
     const clip = timing.reference_unet + o.steps * timing.denoising_unet + o.frames * timing.vae_decoder;
     spf[dtype] = clip / o.frames;
   }
-  return { options: o, figures, seconds_per_frame: spf, peak_gpu_mib: await sampler.stop() };
+  const peak = await sampler.stop();
+  const upstream = o.upstream ? await upstreamCheck(o, files) : undefined;
+  return { options: o, figures, seconds_per_frame: spf, peak_gpu_mib: peak, upstream };
+}
+
+/** Upstream's `unet_additional_kwargs` (configs/inference/default.yaml) at the check's size. */
+function upstreamKwargs(o: CheckOptions) {
+  return {
+    use_inflated_groupnorm: true,
+    unet_use_cross_frame_attention: false,
+    unet_use_temporal_attention: false,
+    motion_module_decoder_only: false,
+    motion_module_type: "Vanilla",
+    ...(o.tiny ? TINY_UNET_KWARGS : HALLO_UNET_KWARGS),
+  };
+}
+
+/**
+ * The same UNet forwards in upstream PyTorch (scripts/gpu_check_upstream.py) at the timing size, over the ONNX
+ * half's random checkpoints (`files`): on CUDA when the ONNX half runs on a GPU, else on the CPU in float32
+ * (PyTorch 1.13's CPU kernels lack half matmuls).
+ */
+export async function upstreamCheck(
+  o: CheckOptions,
+  files: Record<string, string>,
+): Promise<UpstreamFigures> {
+  const config2d = join(o.work, "upstream-unet-config.json");
+  const kwargs = join(o.work, "upstream-unet-kwargs.json");
+  const json = join(o.work, "upstream.json");
+  await Deno.writeTextFile(config2d, JSON.stringify(o.tiny ? TINY_UNET_CONFIG : SD15_UNET_CONFIG));
+  await Deno.writeTextFile(kwargs, JSON.stringify(upstreamKwargs(o)));
+  const cpu = o.device === "cpu";
+  const dtypes = cpu ? ["float32"] : o.dtypes;
+  const script = new URL("./gpu_check_upstream.py", import.meta.url).pathname;
+  // stdout is the JSON (also in --json); stderr carries upstream's warnings and the progress lines
+  const out = await new Deno.Command(o.python ?? "python3", {
+    args: [
+      script,
+      "--upstream",
+      o.upstream!,
+      "--config2d",
+      config2d,
+      "--kwargs",
+      kwargs,
+      "--device",
+      cpu ? "cpu" : "cuda",
+      "--latent",
+      String(o.latent),
+      "--frames",
+      String(o.frames),
+      "--steps",
+      String(o.steps),
+      "--audio-tokens",
+      String(o.tiny ? 8 : 32),
+      "--dtypes",
+      dtypes.map((d) => d === "float16" ? "fp16" : "fp32").join(","),
+      // the same random weights as the ONNX half
+      "--reference-weights",
+      files.reference_unet,
+      "--denoising-weights",
+      files.denoising_unet,
+      "--json",
+      json,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`gpu_check_upstream.py failed (exit ${out.code}):\n${err.slice(-3000)}`);
+  return JSON.parse(await Deno.readTextFile(json)) as UpstreamFigures;
 }
 
 function report(r: CheckResult): string {
@@ -289,6 +382,19 @@ function report(r: CheckResult): string {
   lines.push(
     `peak GPU memory: ${r.peak_gpu_mib === undefined ? "n/a (no nvidia-smi)" : `${r.peak_gpu_mib} MiB`}`,
   );
+  if (r.upstream) {
+    const u = r.upstream;
+    lines.push(`upstream PyTorch ${u.torch}, diffusers ${u.diffusers}${u.gpu ? ` on ${u.gpu}` : ""}:`);
+    for (const row of u.timing.rows) {
+      lines.push(
+        `  ${row.dtype.padEnd(8)} reference ${row.reference_unet_s.toFixed(3)} s, denoising ${
+          row.denoising_unet_s.toFixed(3)
+        } s, ${row.seconds_per_frame.toFixed(3)} s/frame (UNets only), peak ${
+          row.peak_memory_mib === null ? "n/a" : `${row.peak_memory_mib.toFixed(0)} MiB`
+        }${row.noise_pred_finite ? "" : ", NON-FINITE output"}`,
+      );
+    }
+  }
   return lines.join("\n");
 }
 
@@ -305,6 +411,8 @@ if (import.meta.main) {
       dtypes: { type: "string" },
       work: { type: "string" },
       json: { type: "string" },
+      upstream: { type: "string" },
+      python: { type: "string" },
       "dry-run": { type: "boolean" },
     },
   });
@@ -320,6 +428,8 @@ if (import.meta.main) {
     parityFrames: int(v["parity-frames"], 2),
     tiny: dry,
     work: v.work ?? await Deno.makeTempDir({ prefix: "hallo-gpu-check-" }),
+    upstream: v.upstream,
+    python: v.python,
   };
   let r: CheckResult;
   try {

@@ -14,6 +14,7 @@ import { openCheckpoint } from "../../src/weights/checkpoint.ts";
 import { loadTensorF32 } from "../../src/weights/convert.ts";
 import { WeightStore } from "../../src/weights/store.ts";
 import type { TensorRef } from "../../src/onnx/tensor_ref.ts";
+import { writeNetSafetensors } from "./net_safetensors.ts";
 import { tempCopyOnce } from "./temp_copy.ts";
 
 /** The project root. */
@@ -51,13 +52,27 @@ export function referenceCopy(): string {
   return tempCopyOnce(REFERENCE, ["preprocess"]);
 }
 
+/** The tiny checkpoint's safetensors twin, which the reference set does not keep (tests/helpers/net_safetensors.ts). */
+const NET_TWIN = join("hallo", "net.safetensors");
+
 /**
  * `path` under the tiny checkpoints (upstream's, laid out like `pretrained_models/`) of this module's
- * private copy of the reference set, or a clear error when the reference set lacks it.
+ * private copy of the reference set, or a clear error when the reference set lacks it. `hallo/net.safetensors`
+ * is rebuilt byte for byte from net.pth into the copy on first request.
  */
 export function tinyModel(...parts: string[]): string {
-  shared("reference", "tiny_models", ...parts);
-  return join(referenceCopy(), "tiny_models", ...parts);
+  const p = join(referenceCopy(), "tiny_models", ...parts);
+  try {
+    Deno.statSync(p);
+  } catch {
+    if (join(...parts) !== NET_TWIN) {
+      throw new Error(
+        `${p} is missing: the tests need tests/reference (reference vectors) inside the project`,
+      );
+    }
+    writeNetSafetensors(join(referenceCopy(), "tiny_models", "hallo", "net.pth"), p);
+  }
+  return p;
 }
 
 /** Every tensor of a safetensors (or .pth) file as float32, by name, through the project's checkpoint reader. */

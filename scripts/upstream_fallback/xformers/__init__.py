@@ -1,0 +1,1 @@
+"""Fallback for upstream's unconditional `import xformers` (see ../README.md): importable, never used."""
