@@ -8,7 +8,8 @@
  *        deno run -A bench/step512.ts --self-check [--latent 32] [--frames 8]
  * `--self-check` runs the denoising UNet twice on the same weights and inputs, once with attention and
  * feed-forward split over the batch (forced) and once whole, and prints their relative L2 difference.
- * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=1 keeps weights memory-mapped.
+ * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=1 keeps weights memory-mapped;
+ * BENCH_ARENA=0 turns off ORT's CPU arena; BENCH_BATCH=1 runs one CFG half (a memory probe, not a step).
  */
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -31,8 +32,9 @@ const selfCheck = args.includes("--self-check");
 const latent = flag("--latent", selfCheck ? 32 : 64);
 const frames = flag("--frames", selfCheck ? 8 : 16);
 const chunkBytes = args.includes("--chunk-bytes") ? flag("--chunk-bytes", 0) : undefined;
-const motion = 2, batch = 2, ctxTokens = 4, audioTokens = 32;
+const motion = 2, batch = Number(Deno.env.get("BENCH_BATCH") ?? 2), ctxTokens = 4, audioTokens = 32;
 const mmapWeights = Deno.env.get("BENCH_MMAP") === "1";
+const cpuArena = Deno.env.get("BENCH_ARENA") !== "0";
 const cfg = parseUNetConfig(structuredClone(SD15_UNET_CONFIG) as Record<string, unknown>);
 
 function randn(shape: readonly number[], seed = 1): Tensor {
@@ -88,7 +90,9 @@ function denoisingFeeds(g: Graph, bank: Record<string, Tensor>): Record<string, 
 
 async function forward(g: Graph, dir: string, feeds: (g: Graph) => Record<string, Tensor>) {
   const [bytes, build_s] = await timed(() => g.encode(dir));
-  const [session, session_s] = await timed(() => Session.create(bytes, dir, { threads: 2, mmapWeights }));
+  const [session, session_s] = await timed(() =>
+    Session.create(bytes, dir, { threads: 2, mmapWeights, cpuArena })
+  );
   try {
     const [out, forward_s] = await timed(() => session.run(feeds(g)));
     return { out, build_s, session_s, forward_s };

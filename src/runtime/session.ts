@@ -46,6 +46,11 @@ export interface SessionOptions {
    * are read back by feeding them to a session whose outputs are on the CPU.
    */
   outputsOnDevice?: boolean;
+  /**
+   * ORT's CPU memory arena (default true). Off, every activation is allocated and freed as it is used: the
+   * arena grows in powers of two and keeps its peak, which at 512x512 is gigabytes over what the step holds.
+   */
+  cpuArena?: boolean;
 }
 
 /**
@@ -125,6 +130,7 @@ export class Session {
       interOpNumThreads: 1,
       extra,
     };
+    if (o.cpuArena === false) opts.enableCpuMemArena = false;
     if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
     if (o.profilePrefix) Object.assign(opts, { enableProfiling: true, profileFilePrefix: o.profilePrefix });
     if (o.outputsOnDevice) {
