@@ -81,17 +81,17 @@ Deno.test("webgpu: every parity case matches the CPU EP within 1e-4 in fp32", as
 });
 
 /**
- * fp16 UNets on WebGPU miss the 5e-3 budget: ORT 1.30's WebGPU Conv/Gemm/MatMul accumulate in f16 (the CPU's
- * fp16 graphs compute behind Casts in float32), so the error grows layer by layer with no single op to blame
- * (time embedding 1.3e-3, first resnet conv 2.8e-3, output 1.2e-2; attention and norms in float32 changed
- * nothing). Measured against the CPU's fp16: reference UNet 1.2e-2, denoising UNet 5.9e-2 after CFG 3.5,
- * pipeline latents 9e-2. Those cases are held to 1e-1 so that a broken op (errors of order 1) still fails;
- * every other case to 5e-3.
+ * The pipeline case in fp16 is not held to 5e-3: its two guided DDIM steps through the tiny UNets (whose middle
+ * block normalises groups of 2 values) amplify any difference in f16 rounding, so two fp16 implementations are
+ * as far apart as fp16 is from fp32. Measured on lavapipe: the CPU EP's own fp16 latents are 7.9e-2 from the
+ * recorded fp32 ones, and WebGPU's fp16 (UNets computing in float32 over f16 weights, `computeDType`) 8.6e-2
+ * from the CPU's fp16. It is held to 1e-1, so that a broken op (errors of order 1) still fails; every other
+ * case, both UNets included, to 5e-3.
  */
-const FP16_WEBGPU_UNET = 1e-1;
+const FP16_WEBGPU_PIPELINE = 1e-1;
 
-Deno.test("webgpu: every parity case matches the CPU EP within 5e-3 in fp16 (UNet cases 1e-1)", async () => {
-  await casesMatchCpu("float16", 5e-3, (name) => /unet|pipeline/.test(name) ? FP16_WEBGPU_UNET : undefined);
+Deno.test("webgpu: every parity case matches the CPU EP within 5e-3 in fp16 (the pipeline 1e-1)", async () => {
+  await casesMatchCpu("float16", 5e-3, (name) => name === "pipeline" ? FP16_WEBGPU_PIPELINE : undefined);
 });
 
 // fp16 UNets are covered by the fp16 parity test above, which loads every network with strictDevice.
