@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildImageProj } from "../src/models/image_proj.ts";
 import { DataType } from "../src/onnx/proto.ts";
-import { DTypeError, parseDType, warnIfFp16OnCpu } from "../src/runtime/dtype.ts";
+import { buildReferenceUNet } from "../src/models/reference_unet.ts";
+import { parseUNetConfig } from "../src/models/unet_config.ts";
+import { computeDType, DTypeError, parseDType, warnIfFp16OnCpu } from "../src/runtime/dtype.ts";
 import { buildForDtype } from "../src/runtime/fp16_graph.ts";
 import { loadFaceLocator, locateFace } from "../src/stages/networks/face_locator.ts";
 import { loadImageProj, projectFaceEmbedding } from "../src/stages/networks/projections.ts";
@@ -138,6 +140,46 @@ Deno.test("the fp16 graph binds F16 initializers from the cache directly, with a
     const same = weightsForDtype("image_proj", store, [...keys], "float32");
     assert.equal(same.source, store);
     assert.deepEqual(same.files, [NET]);
+  });
+});
+
+Deno.test("fp16 UNets on WebGPU compute in float32 over the same F16 weights; on the CPU in float16", async () => {
+  assert.equal(computeDType("denoising_unet", "float16", "webgpu"), "float32");
+  assert.equal(computeDType("denoising_unet", "float16", "cuda"), "float16");
+  assert.equal(computeDType("denoising_unet", "float32", "webgpu"), "float32");
+  assert.equal(computeDType("image_proj", "float16", "webgpu"), "float16");
+  await withCaches(() => {
+    const store = WeightStore.open(NET);
+    const unetDir = tinyModel("stable-diffusion-v1-5", "unet");
+    const cfg = parseUNetConfig(JSON.parse(Deno.readTextFileSync(join(unetDir, "config.json"))));
+    const shape = { batch: 2, contextBatch: 2, contextTokens: 4, height: 8, width: 8 };
+    const build = (device: "cpu" | "webgpu") =>
+      buildForDtype(
+        "reference_unet",
+        "float16",
+        (w = store, dtype) => buildReferenceUNet(cfg, w, shape, { dtype }),
+        { weights: store, files: [NET], device },
+      );
+    const cpu = build("cpu");
+    const gpu = build("webgpu");
+    assert.equal(cpu.graph.dtype, "float16");
+    assert.equal(gpu.graph.dtype, "float32");
+    assert.equal(gpu.compute, "float32");
+    // the same f16 weights, from the same cache file, bound by both
+    assert.deepEqual(gpu.files, cpu.files);
+    const bound = gpu.graph.boundKeys();
+    assert.deepEqual(bound.map((b) => b.key), cpu.graph.boundKeys().map((b) => b.key));
+    assert.ok(bound.every((b) => b.ref.dtype === "F16" && b.ref.file === gpu.fp16?.file));
+    // every weight is cast to float32 in the WebGPU graph, and nothing is cast to float16
+    const castTo = (to: number) =>
+      new Set(
+        gpu.graph.nodes.filter((n) => n.opType === "Cast" && n.attrs?.to?.v === to).flatMap((n) => n.inputs),
+      );
+    assert.ok(bound.every((b) => castTo(DataType.FLOAT).has(b.key)));
+    assert.equal(castTo(DataType.FLOAT16).size, 0);
+    assert.ok(
+      !cpu.graph.nodes.some((n) => n.opType === "Cast" && bound.some((b) => n.inputs.includes(b.key))),
+    );
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * The pipeline on ORT's WebGPU provider (Mesa lavapipe on CI, Vulkan on the CPU): every parity case matches
- * the CPU EP (1e-4 in fp32, 5e-3 in fp16), no compute node of either UNet is placed on the CPU, a node the
- * provider lacks is named at load (an error with `strictDevice`), and the tiny pipeline runs end to end from
- * the CLI. The tests fail, never skip, where WebGPU does not start. One process: Dawn compiles each shader
+ * the CPU EP (1e-4 in fp32, 5e-3 in fp16; the fp16 pipeline 1e-1), no compute node of either UNet is placed
+ * on the CPU, a node the provider lacks is named at load (an error with `strictDevice`), and the tiny pipeline
+ * runs end to end from the CLI. The tests fail, never skip, where WebGPU does not start. One process: Dawn compiles each shader
  * once and every later session reuses it.
  */
 import assert from "node:assert/strict";
@@ -17,6 +17,7 @@ import { PlacementError } from "../src/runtime/placement.ts";
 import { Session } from "../src/runtime/session.ts";
 import { loadAudioProj } from "../src/stages/networks/projections.ts";
 import { loadDenoisingUNet, loadReferenceUNet } from "../src/stages/networks/unets.ts";
+import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { ensureTinyWeights } from "../src/tiny/random.ts";
@@ -81,17 +82,17 @@ Deno.test("webgpu: every parity case matches the CPU EP within 1e-4 in fp32", as
 });
 
 /**
- * fp16 UNets on WebGPU miss the 5e-3 budget: ORT 1.30's WebGPU Conv/Gemm/MatMul accumulate in f16 (the CPU's
- * fp16 graphs compute behind Casts in float32), so the error grows layer by layer with no single op to blame
- * (time embedding 1.3e-3, first resnet conv 2.8e-3, output 1.2e-2; attention and norms in float32 changed
- * nothing). Measured against the CPU's fp16: reference UNet 1.2e-2, denoising UNet 5.9e-2 after CFG 3.5,
- * pipeline latents 9e-2. Those cases are held to 1e-1 so that a broken op (errors of order 1) still fails;
- * every other case to 5e-3.
+ * The pipeline case in fp16 is not held to 5e-3: its two guided DDIM steps through the tiny UNets (whose middle
+ * block normalises groups of 2 values) amplify any difference in f16 rounding, so two fp16 implementations are
+ * as far apart as fp16 is from fp32. Measured on lavapipe: the CPU EP's own fp16 latents are 7.9e-2 from the
+ * recorded fp32 ones, and WebGPU's fp16 (UNets computing in float32 over f16 weights, `computeDType`) 8.6e-2
+ * from the CPU's fp16. It is held to 1e-1, so that a broken op (errors of order 1) still fails; every other
+ * case, both UNets included, to 5e-3.
  */
-const FP16_WEBGPU_UNET = 1e-1;
+const FP16_WEBGPU_PIPELINE = 1e-1;
 
-Deno.test("webgpu: every parity case matches the CPU EP within 5e-3 in fp16 (UNet cases 1e-1)", async () => {
-  await casesMatchCpu("float16", 5e-3, (name) => /unet|pipeline/.test(name) ? FP16_WEBGPU_UNET : undefined);
+Deno.test("webgpu: every parity case matches the CPU EP within 5e-3 in fp16 (the pipeline 1e-1)", async () => {
+  await casesMatchCpu("float16", 5e-3, (name) => name === "pipeline" ? FP16_WEBGPU_PIPELINE : undefined);
 });
 
 // fp16 UNets are covered by the fp16 parity test above, which loads every network with strictDevice.
@@ -186,6 +187,13 @@ Deno.test("webgpu: the tiny pipeline runs end to end from the CLI on --device we
   try {
     const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
     const out = join(work, "webgpu.mp4");
+    // The first 1.2 s of speech.wav: 30 frames, two clips (the second reads the first's motion frames); the
+    // whole file's 5 clips on lavapipe took most of this file's time and prove nothing more.
+    const speech = await readWav(join(ROOT, "fixtures", "speech.wav"));
+    const head = speech.channels[0].subarray(0, Math.round(1.2 * speech.sampleRate));
+    const pcm = Int16Array.from(head, (x) => Math.max(-32768, Math.min(32767, Math.round(x * 32768))));
+    const audio = join(work, "speech_1.2s.wav");
+    await Deno.writeFile(audio, encodeWavPcm16(pcm, 1, speech.sampleRate));
     const r = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -196,7 +204,7 @@ Deno.test("webgpu: the tiny pipeline runs end to end from the CLI on --device we
           "--image",
           join(ROOT, "fixtures", "astronaut.png"),
           "--audio",
-          join(ROOT, "fixtures", "speech.wav"),
+          audio,
         ],
         ...["--out", out, "--weights", tiny, "--size", "128", "--steps", "1", "--cfg", "1"],
         ...["--device", "webgpu", "--strict-device", "--no-separate"],
@@ -209,7 +217,7 @@ Deno.test("webgpu: the tiny pipeline runs end to end from the CLI on --device we
     assert.equal(r.code, 0, err);
     assert.doesNotMatch(err, /placed on the CPU/);
     const info = await probeMedia(out);
-    assert.equal(info.frames, 66);
+    assert.equal(info.frames, 30);
     const rec = JSON.parse(await Deno.readTextFile(join(work, "webgpu.run", "run.json")));
     assert.equal(rec.device, "webgpu");
   } finally {

@@ -53,3 +53,23 @@ export function networkDType(
   if (network === "vae" && device === "webgpu") return "float32";
   return dtype;
 }
+
+/** The networks whose fp16 weights are computed on in float32 under WebGPU (`computeDType`). */
+const WEBGPU_F32_COMPUTE = new Set(["reference_unet", "denoising_unet"]);
+
+/**
+ * The precision a network's graph computes in when its weights are `dtype`. Elsewhere it is `dtype`; on WebGPU
+ * the fp16 UNets compute in float32 over their fp16 weights (each weight cast to float32 in the graph). ORT
+ * 1.30's WebGPU Conv/Gemm/MatMul accumulate in f16, and the tiny reference UNets are ill-conditioned (their
+ * middle block normalises groups of 2 values at 1x1): against the CPU EP's fp16 graphs (which run most ops in
+ * float32 behind Casts) the fp16 UNets were 1.3e-2 (reference) and 5.9e-2 (denoising, after CFG 3.5) away in
+ * relative L2 on lavapipe. Computing only Conv/Gemm/MatMul in float32 (Casts around each) still left the
+ * denoising UNet 3.2e-2 away, as every value rounded to f16 between ops is amplified there; float32 compute
+ * over the same f16 weights gives 1.0e-3 and 3.7e-3. The fp16 weights cache is what is read from disk; ORT
+ * folds the weight Casts at session creation (turning its constant folding off breaks its Reshape fusion on
+ * the denoising UNet), so on the device the weights are float32 and fp16 saves no device memory there.
+ */
+export function computeDType(network: string, dtype: GraphDType, device?: Device): GraphDType {
+  if (dtype === "float16" && device === "webgpu" && WEBGPU_F32_COMPUTE.has(network)) return "float32";
+  return dtype;
+}

@@ -2,14 +2,15 @@
  * Building a network's graph at the precision asked for. fp32 graphs bind the checkpoints as they are.
  * fp16 graphs are built twice: once over the checkpoints to learn which tensors they bind (milliseconds,
  * no weight is read), then over the fp16 weights cache of exactly those tensors (written on first use),
- * with a float32 interface so that stage functions never see fp16 tensors.
+ * with a float32 interface so that stage functions never see fp16 tensors. The second build computes in
+ * `computeDType` (float32 for the UNets on WebGPU, where it casts each f16 weight in-graph).
  */
 import { type Graph, GraphBuildError, type GraphDType, type WeightSource } from "../onnx/graph.ts";
 import { f32Interface } from "../onnx/f32_interface.ts";
 import { buildFor } from "../onnx/layers.ts";
 import { fp16Weights } from "../weights/fp16_cache.ts";
 import type { Device } from "./device.ts";
-import { warnIfFp16OnCpu } from "./dtype.ts";
+import { computeDType, warnIfFp16OnCpu } from "./dtype.ts";
 
 /**
  * A graph builder over a weight source. `w` undefined means the builder's own checkpoint store; `dtype` is
@@ -23,6 +24,8 @@ export interface GraphForDtype {
   files: string[];
   /** For fp16: the cache file (undefined when none could be written) and whether this build wrote it. */
   fp16?: { file?: string; written: boolean };
+  /** The precision the graph computes in (`computeDType`): float32 for WebGPU's fp16 UNets. */
+  compute?: GraphDType;
 }
 
 /**
@@ -44,9 +47,13 @@ export function buildForDtype(
   warnIfFp16OnCpu(dtype, o.device);
   const bound = build(o.weights, dtype).boundKeys();
   const w = fp16Weights(network, bound.map((b) => ({ ...b.ref, name: b.key })), o.weights);
-  const graph = build(w.source, dtype);
-  if (graph.dtype !== dtype) {
-    throw new GraphBuildError(`${network}: the graph builder ignored dtype ${dtype} (built ${graph.dtype})`);
+  // The weights are fp16 either way; the graph computes in `compute` (float32 casts each weight in-graph).
+  const compute = computeDType(network, dtype, device);
+  const graph = build(w.source, compute);
+  if (graph.dtype !== compute) {
+    throw new GraphBuildError(
+      `${network}: the graph builder ignored dtype ${compute} (built ${graph.dtype})`,
+    );
   }
   const keys = new Set(bound.map((b) => b.key));
   const again = graph.boundKeys();
@@ -55,5 +62,5 @@ export function buildForDtype(
   }
   // Stage functions keep exchanging float32: the Casts live inside the graph.
   f32Interface(graph, o.probes ?? []);
-  return { graph, files: w.files, fp16: { file: w.file, written: w.written } };
+  return { graph, files: w.files, fp16: { file: w.file, written: w.written }, compute };
 }

@@ -20,7 +20,7 @@ import {
   parseUNetConfig,
   type UNetConfig,
 } from "../../models/unet_config.ts";
-import type { Graph, WeightSource } from "../../onnx/graph.ts";
+import type { Graph, GraphDType, WeightSource } from "../../onnx/graph.ts";
 import type { AttentionProbe } from "../../onnx/layers.ts";
 import type { Session } from "../../runtime/session.ts";
 import { type NetworkOptions, openNetwork } from "./load.ts";
@@ -84,6 +84,7 @@ async function load<S>(
     kw: HalloUNetKwargs,
     store: WeightSource,
     attentionProbes: Map<string, AttentionProbe>,
+    dtype: GraphDType,
   ) => Graph,
 ): Promise<Loaded<S>> {
   const config = readConfig(src.weightsDir);
@@ -97,7 +98,7 @@ async function load<S>(
     network,
     { config, kwargs, shape, attention: probes.attention ?? {} },
     [file],
-    (w) => build(config, kwargs, w ?? store, attentionProbes),
+    (w, d) => build(config, kwargs, w ?? store, attentionProbes, d),
     {
       device: o.device,
       threads: o.threads,
@@ -131,8 +132,8 @@ export function loadReferenceUNet(
     src,
     shape,
     o,
-    (cfg, _kw, store, attentionProbes) =>
-      buildReferenceUNet(cfg, store, shape, { dtype: o.dtype, attentionProbes }),
+    (cfg, _kw, store, attentionProbes, dtype) =>
+      buildReferenceUNet(cfg, store, shape, { dtype, attentionProbes }),
   );
 }
 
@@ -147,8 +148,8 @@ export function loadDenoisingUNet(
     src,
     shape,
     o,
-    (cfg, kw, store, attentionProbes) =>
-      buildDenoisingUNet(cfg, kw, store, shape, { dtype: o.dtype, attentionProbes }),
+    (cfg, kw, store, attentionProbes, dtype) =>
+      buildDenoisingUNet(cfg, kw, store, shape, { dtype, attentionProbes }),
   );
 }
 
