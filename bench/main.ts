@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--json] [--force-64] [--device webgpu|cuda]
- *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512|inspect[,...]]`:
+ *   [--only networks|sessions|image|audio|step512|peak|unet32|unet64|vae512|inspect|demo[,...]]`:
  * every benchmark, printed as tables (`--json`: one JSON line per benchmark that has one, instead of its table).
  * networks: build, session creation (without the optimised-model cache), forward and peak RSS of each
  * network at the tiny size and at the real full size with random weights (one process per network so peak
@@ -9,6 +9,7 @@
  * after its self-check. peak/unet32/unet64/vae512: the machine's GEMM peak and profiled forwards with
  * achieved GFLOP/s per op class (roofline.ts). inspect: the cost of the probes, the activation cache and each
  * inspection measure relative to a plain clip, through the front door on tiny random weights (inspect.ts).
+ * demo: `deno task demo` end to end on a fresh clone of the committed tree (demo.ts).
  * `--quick` runs the tiny sizes only. With `--device`: both full-size UNets at a 16x16 latent on that device,
  * checked against the CPU EP (nothing else).
  */
@@ -118,7 +119,8 @@ async function sessions(): Promise<void> {
   for (const n of ["reference_unet", "denoising_unet"]) {
     const dir = await Deno.makeTempDir({ prefix: "hallo-bench-sessions-" });
     try {
-      const env = { BENCH_KEEP: dir, BENCH_WARM_FORWARDS: "0" };
+      // weights in place, as loadHalloModels loads them (pre-packed copies make a warm load seconds longer)
+      const env = { BENCH_KEEP: dir, BENCH_WARM_FORWARDS: "0", BENCH_MMAP: "1" };
       const cold = await runOne(n, "full", env);
       const entries = () => [...Deno.readDirSync(join(dir, ".hallo-cache", "optimized"))].map((e) => e.name);
       const written = cold ? entries() : [];
@@ -146,7 +148,9 @@ async function sessions(): Promise<void> {
     );
     return;
   }
-  console.log("\nSession creation (CPU, 2 threads, full-size random weights, 16x16 latent)");
+  console.log(
+    "\nSession creation (CPU, 2 threads, full-size random weights, 16x16 latent, weights in place)",
+  );
   console.log(table(
     ["network", "cold s (optimise + save)", "warm s (from cache)", "cache on disk", "same output"],
     Object.entries(res).map(([n, r]) => [
@@ -200,6 +204,27 @@ async function step512(): Promise<void> {
       step.denoising_forward_s as number,
       step.peak_rss_gib as number,
       check ? `rel L2 ${(check.rel_l2 as number).toExponential(1)} ${check.ok ? "ok" : "FAILED"}` : "failed",
+    ]]),
+  );
+}
+
+/** `deno task demo` on a fresh clone, timed (bench/demo.ts). */
+async function demo(): Promise<void> {
+  const r = await jsonLine("./demo.ts", []);
+  if (!r) {
+    console.error("bench: demo failed");
+    return;
+  }
+  if (json) {
+    console.log(JSON.stringify(r));
+    return;
+  }
+  console.log("\nThe demo, end to end on a fresh clone (tiny random weights)");
+  console.log(
+    table(["what", "seconds", "load before"], [[
+      r.what as string,
+      r.seconds as number,
+      String(r.load_before),
     ]]),
   );
 }
@@ -277,3 +302,4 @@ const roofRows = ROOFLINE_ROWS.filter(selected);
 if (!quick && roofRows.length) await roofline(roofRows, { json, force64: args.includes("--force-64") });
 if (selected("step512") && !quick) await step512();
 if (selected("inspect")) await script("./inspect.ts", json ? ["--json"] : []);
+if (selected("demo")) await demo();

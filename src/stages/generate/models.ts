@@ -40,6 +40,11 @@ export interface ModelOptions {
   guidance?: boolean;
   device?: Device;
   threads?: number;
+  /**
+   * Weights read in place from the (cached, optimised) data file instead of pre-packed copies (default true).
+   * At Hallo's sizes every MatMul has thousands of rows, so packing B on the fly costs little, while pre-packed
+   * copies double the weights in memory and make a warm load seconds instead of a fraction of one.
+   */
   mmapWeights?: boolean;
   dtype?: "float32" | "float16";
   /** On a GPU device, a compute node placed on the CPU fails the load (default: a warning naming it). */
@@ -109,7 +114,7 @@ export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}):
   const session = {
     device: o.device,
     threads: o.threads,
-    mmapWeights: o.mmapWeights,
+    mmapWeights: o.mmapWeights ?? true,
     dtype: o.dtype,
     strictDevice: o.strictDevice,
   };
