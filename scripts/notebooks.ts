@@ -14,7 +14,8 @@
  *   messages and Jupyter then drops them (the notebooks pause after each display to avoid it; a rerun covers what
  *   is left). Errors are not retried.
  * - Before running, the code cells of each notebook are type-checked as one module (`deno check`): the kernel
- *   itself runs TypeScript without checking it.
+ *   itself runs TypeScript without checking it. One `deno check` takes every notebook (each check pays for
+ *   mod.ts's whole graph, seconds); when it fails, a notebook its diagnostics do not name is checked alone.
  *
  * Exit code 0 when every notebook passed, 1 otherwise (with a summary table), 2 on bad usage.
  */
@@ -140,16 +141,21 @@ export function notebookModule(nb: Notebook, notebookDir: string): NotebookModul
   return { code: `${parts.join("\n\n")}\n\nexport {};\n`, cells };
 }
 
-/** `deno check` diagnostics on a notebook module, as `cell N (id) line L: TSxxxx message` lines. */
-export function typeErrors(out: string, mod: NotebookModule): string[] {
+/**
+ * `deno check` diagnostics on a notebook module, as `cell N (id) line L: TSxxxx message` lines; with `file`
+ * (the module's path), only those located in that file (a check of several modules).
+ */
+export function typeErrors(out: string, mod: NotebookModule, file?: string): string[] {
   const found: string[] = [];
   let pending: string | undefined;
+  const here = file === undefined ? undefined : pathToFileURL(file).href;
   for (const l of out.split("\n")) {
     const ts = l.match(/^(TS\d+) \[ERROR\]: (.*)$/);
     if (ts) pending = `${ts[1]} ${ts[2]}`;
-    const at = l.match(/^\s+at .*:(\d+):\d+$/);
-    if (at && pending) {
-      const n = Number(at[1]);
+    const at = l.match(/^\s+at (.*):(\d+):\d+$/);
+    if (at && pending && here !== undefined && at[1] !== here) pending = undefined;
+    else if (at && pending) {
+      const n = Number(at[2]);
       const c = mod.cells.findLast((x) => x.line <= n) ?? mod.cells[0];
       found.push(`${c?.cell ?? "?"} line ${n - (c?.line ?? 1) + 1}: ${pending}`);
       pending = undefined;
@@ -248,20 +254,61 @@ async function privateKernel(dir: string): Promise<void> {
   );
 }
 
-async function typecheck(file: string, nb: Notebook, dir: string, tmp: string): Promise<string | undefined> {
-  const path = join(tmp, `${basename(file, ".ipynb")}.ts`);
-  const mod = notebookModule(nb, dir);
-  await Deno.writeTextFile(path, mod.code);
+/** `deno check` on the given modules; undefined when they pass, else its output. */
+async function denoCheck(paths: string[]): Promise<string | undefined> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--quiet", "--config", join(ROOT, "deno.json"), path],
+    args: ["check", "--quiet", "--config", join(ROOT, "deno.json"), ...paths],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (r.success) return undefined;
-  const out = new TextDecoder().decode(r.stderr) + new TextDecoder().decode(r.stdout);
-  const errors = typeErrors(out, mod);
-  return errors.length ? errors.slice(0, 8).join("\n") : out.trim().split("\n").slice(0, 8).join("\n");
+  return new TextDecoder().decode(r.stderr) + new TextDecoder().decode(r.stdout);
+}
+
+/**
+ * Type problems per notebook (undefined: none), checked in one `deno check`; a failed check's diagnostics
+ * go to the notebooks they name, and a notebook named by none is checked alone (the failure may be another's,
+ * or lie outside every notebook). Notebooks that do not parse are left to `runNotebook`.
+ */
+async function typecheckAll(
+  names: string[],
+  dir: string,
+  tmp: string,
+): Promise<Map<string, string | undefined>> {
+  const mods: { name: string; path: string; mod: NotebookModule }[] = [];
+  for (const name of names) {
+    let nb: Notebook;
+    try {
+      nb = JSON.parse(await Deno.readTextFile(join(dir, name)));
+      if (!Array.isArray(nb.cells)) continue;
+    } catch {
+      continue;
+    }
+    const path = join(tmp, `${basename(name, ".ipynb")}.ts`);
+    const mod = notebookModule(nb, dir);
+    await Deno.writeTextFile(path, mod.code);
+    mods.push({ name, path, mod });
+  }
+  const problems = new Map<string, string | undefined>();
+  const all = mods.length ? await denoCheck(mods.map((m) => m.path)) : undefined;
+  for (const m of mods) {
+    let out = all;
+    let errors = out === undefined ? [] : typeErrors(out, m.mod, m.path);
+    if (out !== undefined && errors.length === 0 && mods.length > 1) {
+      out = await denoCheck([m.path]);
+      errors = out === undefined ? [] : typeErrors(out, m.mod, m.path);
+    }
+    problems.set(
+      m.name,
+      out === undefined
+        ? undefined
+        : errors.length
+        ? errors.slice(0, 8).join("\n")
+        : out.trim().split("\n").slice(0, 8).join("\n"),
+    );
+  }
+  return problems;
 }
 
 interface Attempt {
@@ -332,7 +379,7 @@ async function runNotebook(
   name: string,
   o: Options,
   env: Record<string, string>,
-  tmp: string,
+  typeProblems: Map<string, string | undefined>,
 ): Promise<Result> {
   const file = join(o.dir, name);
   const t0 = performance.now();
@@ -352,10 +399,8 @@ async function runNotebook(
   }
   // Metadata problems are found before minutes of execution.
   source.cells.forEach((c, i) => cellExpectation(c, `${name} ${cellName(c, i)}`));
-  if (o.typecheck) {
-    const problem = await typecheck(file, source, o.dir, tmp);
-    if (problem) return result("failed", 0, `type check: ${problem}`);
-  }
+  const problem = typeProblems.get(name);
+  if (problem) return result("failed", 0, `type check: ${problem}`);
   const logFile = join(o.outDir, `${basename(name, ".ipynb")}.log`);
   const attempts = o.retry ? 2 : 1;
   let findings: Finding[] = [];
@@ -419,9 +464,10 @@ export async function main(args: string[]): Promise<number> {
       ? `HALLO_WEIGHTS=${Deno.env.get("HALLO_WEIGHTS")}`
       : "tiny weights";
     console.log(`notebooks: ${names.length} with nbconvert ${version}, kernel ${Deno.execPath()}, ${mode}`);
+    const typeProblems = o.typecheck ? await typecheckAll(names, o.dir, tmp) : new Map();
     const results: Result[] = [];
     for (const name of names) {
-      const r = await runNotebook(name, o, env, tmp);
+      const r = await runNotebook(name, o, env, typeProblems);
       console.log(
         `notebooks: ${name} ${r.status} in ${r.seconds.toFixed(1)} s${r.attempts > 1 ? " (2 runs)" : ""}`,
       );

@@ -13,6 +13,7 @@ import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import { readRunFrames, readRunRecord, runFiles } from "../src/stages/generate/run_dir.ts";
 import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
+import { cliCommand, runCli } from "./helpers/cli.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IMAGE = join(ROOT, "fixtures", "astronaut.png");
@@ -21,26 +22,8 @@ const work = await Deno.makeTempDir({ prefix: "hallo-animate-" });
 const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
 const env = { HALLO_GRAPH_CACHE: join(work, "graphs") };
 
-function cli(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), "animate", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function animate(args: string[]): Promise<{ code: number; err: string; out: string; seconds: number }> {
-  const t0 = performance.now();
-  const r = await cli(args).output();
-  const dec = new TextDecoder();
-  return {
-    code: r.code,
-    err: dec.decode(r.stderr),
-    out: dec.decode(r.stdout),
-    seconds: (performance.now() - t0) / 1000,
-  };
-}
+const cli = (args: string[]) => cliCommand("animate", args, { env });
+const animate = (args: string[]) => runCli("animate", args, { env });
 
 const base = (out: string, extra: string[] = []) => [
   "--image",

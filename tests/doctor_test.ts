@@ -5,23 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { DoctorReport } from "../src/runtime/doctor.ts";
 import { findLibrary } from "../src/runtime/doctor.ts";
 import { withEnv } from "./helpers/env.ts";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+import { runCli } from "./helpers/cli.ts";
 
 Deno.test("doctor: exits 0 and reports WebGPU available on lavapipe, CUDA missing with its fix", async () => {
-  const run = (args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), "doctor", ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+  const run = (args: string[]) => runCli("doctor", args);
   const r = await run(["--json"]);
-  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-  const report = JSON.parse(new TextDecoder().decode(r.stdout)) as DoctorReport;
+  assert.equal(r.code, 0, r.err);
+  const report = JSON.parse(r.out) as DoctorReport;
   const p = Object.fromEntries(report.providers.map((x) => [x.device, x]));
   assert.deepEqual(Object.keys(p).sort(), ["cpu", "cuda", "webgpu"]);
   assert.equal(p.cpu.ok, true);
@@ -35,7 +28,7 @@ Deno.test("doctor: exits 0 and reports WebGPU available on lavapipe, CUDA missin
 
   const text = await run([]);
   assert.equal(text.code, 0);
-  const out = new TextDecoder().decode(text.stdout);
+  const out = text.out;
   assert.match(out, /available webgpu/);
   assert.match(
     out,

@@ -98,6 +98,14 @@ Deno.test("notebookModule and typeErrors: relative imports made absolute, diagno
   assert.deepEqual(typeErrors(out, mod), [
     "cell 2 (second) line 1: TS2322 Type 'string' is not assignable to type 'number'.",
   ]);
+  // One check of several modules: each notebook gets only the diagnostics located in its own file.
+  const two = out.replace("error: Type checking failed.", "") +
+    "TS2304 [ERROR]: Cannot find name 'q'.\nq;\n^\n    at file:///tmp/x/other.ts:1:1\n";
+  assert.deepEqual(typeErrors(two, mod, "/tmp/x/nb.ts"), typeErrors(out, mod));
+  assert.deepEqual(typeErrors(two, mod, "/tmp/x/other.ts"), [
+    "cell 0 (c) line 1: TS2304 Cannot find name 'q'.",
+  ]);
+  assert.deepEqual(typeErrors(two, mod, "/tmp/x/third.ts"), []);
 });
 
 Deno.test("failureSummary: the failing cell found by the source nbclient quotes", () => {

@@ -12,6 +12,7 @@ import { readRunStep, runFiles } from "../src/stages/generate/run_dir.ts";
 import { readSafetensors } from "../src/weights/safetensors.ts";
 import { withFileSource } from "../src/weights/source.ts";
 import { WeightStore } from "../src/weights/store.ts";
+import { runCli } from "./helpers/cli.ts";
 import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
 import { requireWebGpu } from "./helpers/webgpu.ts";
 
@@ -31,18 +32,10 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 /** `deno task hallo replay` of CLIP/STEP on WebGPU; its graphs compiled into `graphs`. */
 async function replayOnWebGpu(runDir: string, out: string, graphs: string) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", "src/cli/main.ts", "replay", "--run-dir", runDir, "--out", out],
-      ...["--clip", String(CLIP), "--step", String(STEP), "--device", "webgpu", "--threads", "1"],
-    ],
-    cwd: join(import.meta.dirname!, ".."),
-    env: { HALLO_GRAPH_CACHE: graphs },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
+  return await runCli("replay", [
+    ...["--run-dir", runDir, "--out", out, "--clip", String(CLIP), "--step", String(STEP)],
+    ...["--device", "webgpu", "--threads", "1"],
+  ], { env: { HALLO_GRAPH_CACHE: graphs } });
 }
 
 Deno.test("replay: a CPU-recorded step replays on WebGPU within the fp32 tolerance; moved past it, the CLI exits 1", async () => {

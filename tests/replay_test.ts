@@ -13,6 +13,7 @@ import { readRunStep, runFiles } from "../src/stages/generate/run_dir.ts";
 import { readSafetensors } from "../src/weights/safetensors.ts";
 import { withFileSource } from "../src/weights/source.ts";
 import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
+import { runCli } from "./helpers/cli.ts";
 
 const STEPS = 2;
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
@@ -29,16 +30,7 @@ async function writeF32(file: string, at: number, value: number): Promise<void> 
   }
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli/main.ts", "replay", ...args],
-    cwd: join(import.meta.dirname!, ".."),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
-}
+const cli = (args: string[]) => runCli("replay", args);
 
 Deno.test("replay: every recorded step of every clip comes back bit for bit; the CLI writes it and judges it", async () => {
   const dir = await tinyWeightsDir();

@@ -15,6 +15,7 @@ import { gridLayout, renderLabel } from "../src/stages/video/grid.ts";
 import { maskWeights, MotionEnergyMeter } from "../src/stages/video/motion_energy.ts";
 import { sweepLabel, sweepSettings, type SweepSummary } from "../src/stages/generate/sweep.ts";
 import { u8Image } from "../src/stages/image/types.ts";
+import { runCli } from "./helpers/cli.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IMAGE = join(ROOT, "fixtures", "astronaut.png");
@@ -31,17 +32,7 @@ const SPEECH = join(work, "speech1s.wav");
   await Deno.writeFile(SPEECH, encodeWavPcm16(i16, 1, w.sampleRate));
 }
 
-async function hallo(cmd: string, args: string[]) {
-  const t0 = performance.now();
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), cmd, ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, err: dec.decode(r.stderr), seconds: (performance.now() - t0) / 1000 };
-}
+const hallo = (cmd: string, args: string[]) => runCli(cmd, args, { env });
 
 const common = ["--image", IMAGE, "--audio", SPEECH, "--weights", tiny, "--size", "128", "--threads", "1"];
 
