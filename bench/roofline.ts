@@ -37,6 +37,8 @@ interface Forward {
   what: string;
   /** Upstream PyTorch 1.13 on this machine, 2 threads (issue 15). */
   upstream_s?: number;
+  /** The CFG pair as two batch-1 runs (the joint batch does not fit in memory at this size). */
+  halves?: boolean;
 }
 
 const FORWARDS: Forward[] = [
@@ -57,7 +59,14 @@ const FORWARDS: Forward[] = [
     upstream_s: 153,
   },
   { row: "unet64", network: "reference_unet", size: 512, frames: 1, what: "64x64 latent, 1+2 refs, CFG" },
-  { row: "unet64", network: "denoising_unet", size: 512, frames: 16, what: "64x64 latent, 16+2 frames, CFG" },
+  {
+    row: "unet64",
+    network: "denoising_unet",
+    size: 512,
+    frames: 16,
+    what: "64x64 latent, 16+2 frames, CFG (two halves)",
+    halves: true,
+  },
   { row: "vae512", network: "vae_decoder", size: 512, frames: 1, what: "one 512x512 frame" },
 ];
 
@@ -71,7 +80,10 @@ function loadAverage(): number {
 /** Runs one forward in its own process; a process the kernel kills reads as "does not fit". */
 async function runForward(f: Forward): Promise<{ result?: Record<string, unknown>; status: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", here("./roofline_one.ts"), f.network, String(f.size), String(f.frames)],
+    args: [
+      ...["run", "-A", here("./roofline_one.ts"), f.network, String(f.size), String(f.frames)],
+      ...(f.halves ? ["halves"] : []),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -84,7 +96,7 @@ async function runForward(f: Forward): Promise<{ result?: Record<string, unknown
 /** Counted memory of one forward in a process of its own, to skip what cannot fit before trying. */
 function predictedBytes(f: Forward): number {
   const c = fullSizeConfigs();
-  const geo = { size: f.size, frames: f.frames, guidance: true };
+  const geo = { size: f.size, frames: f.frames, guidance: !f.halves };
   const cost = graphCost(buildCostNetwork(f.network, geo, c), costInputDims(f.network, geo, c));
   return cost.weightBytes + cost.activationPeakBytes;
 }

@@ -2,7 +2,10 @@
  * One forward of one network at one geometry, with random weights, profiled: FLOPs per op class counted
  * from the graph, kernel time per op class from ORT's profiler, session creation and peak RSS. A warm-up
  * forward, then the measured one (both profiled; the last is used). Prints one JSON line.
- * Usage: deno run -A bench/roofline_one.ts <reference_unet|denoising_unet|vae_decoder> <size px> <frames> [nocfg]
+ * Usage: deno run -A bench/roofline_one.ts <reference_unet|denoising_unet|vae_decoder> <size px> <frames>
+ *        [nocfg|halves]
+ * `halves`: the CFG pair as two runs of the batch-1 graph (the memory-bounded form at 512x512): one forward is
+ * both runs, its FLOPs twice the graph's.
  * BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there.
  */
 import { join } from "node:path";
@@ -23,7 +26,14 @@ import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
 
 const [network, sizeArg, framesArg, cfgArg] = Deno.args as [CostNetwork, string, string, string?];
-const geo: RunGeometry = { size: Number(sizeArg), frames: Number(framesArg), guidance: cfgArg !== "nocfg" };
+const halves = cfgArg === "halves";
+const geo: RunGeometry = {
+  size: Number(sizeArg),
+  frames: Number(framesArg),
+  guidance: cfgArg !== "nocfg" && !halves,
+};
+/** Graph runs per forward. */
+const runs = halves ? 2 : 1;
 const configs = fullSizeConfigs();
 
 function fill(dims: number[], name: string, elemType: number): Tensor {
@@ -57,32 +67,41 @@ try {
   }
   const g = buildCostNetwork(network, geo, configs, WeightStore.open(file));
   const [session, session_s] = await timed(() =>
-    Session.create(g.encode(dir), dir, { threads: 2, profilePrefix: join(profDir, "ort") })
+    Session.create(g.encode(dir), dir, { threads: 2, mmapWeights: true, profilePrefix: join(profDir, "ort") })
   );
   const feeds: Record<string, Tensor> = {};
   for (const i of g.inputs) {
     feeds[i.name] = fill(inputDims[i.name] ?? (i.dims as number[]), i.name, i.elemType);
   }
-  const [, first_s] = await timed(() => session.run(feeds));
-  const [, forward_s] = await timed(() => session.run(feeds));
+  const forward = async () => {
+    for (let i = 0; i < runs; i++) await session.run(feeds);
+  };
+  const [, first_s] = await timed(forward);
+  const [, forward_s] = await timed(forward);
   session.endProfiling();
   await session.release();
-  const runs = await readProfile(profDir);
-  const last = runs[runs.length - 1];
+  const profiled = (await readProfile(profDir)).slice(-runs);
+  const sum = (k: "byClass" | "byOp") => {
+    const out: Record<string, number> = {};
+    for (const r of profiled) for (const [c, v] of Object.entries(r[k])) out[c] = (out[c] ?? 0) + v;
+    return out;
+  };
   console.log(JSON.stringify({
     network,
     ...geo,
-    flops: cost.flops,
-    total_flops: cost.totalFlops,
+    guidance: geo.guidance || halves,
+    cfg_batch: halves ? "halves" : "joint",
+    flops: Object.fromEntries(Object.entries(cost.flops).map(([c, v]) => [c, v * runs])),
+    total_flops: cost.totalFlops * runs,
     weight_bytes: cost.weightBytes,
     activation_peak_bytes: cost.activationPeakBytes,
     attention_scores_bytes: cost.attentionScoresBytes,
     session_s,
     first_s,
     forward_s,
-    profiled_s: last.seconds,
-    class_s: last.byClass,
-    op_s: last.byOp,
+    profiled_s: profiled.reduce((a, r) => a + r.seconds, 0),
+    class_s: sum("byClass"),
+    op_s: sum("byOp"),
     peak_rss_mib: peakRssMiB(),
   }));
 } finally {
