@@ -124,6 +124,7 @@ export function buildDenoisingUNet(
     batch,
     frames,
     motionFrames,
+    cfgHalves: shape.cfgHalves,
   };
   const ch0 = cfg.block_out_channels[0];
   const dims = { b: batch, f: frames, h: shape.height, w: shape.width };
