@@ -41,6 +41,7 @@ export {
   type HalloOptions,
 } from "./src/stages/generate/hallo.ts";
 export {
+  type CfgBatch,
   type ClipGeometry,
   clipGeometry,
   type HalloModels,

@@ -179,8 +179,8 @@ async function jsonLine(file: string, extra: string[]): Promise<Record<string, u
 }
 
 /**
- * One 512x512 step (bench/step512.ts) with full-size random weights, after its self-check: the
- * memory-bounded denoising UNet against the whole-batch one on the same weights at 32x32, 8+2 frames.
+ * One 512x512 step (bench/step512.ts) with full-size random weights, the denoising UNet in CFG halves, after
+ * its self-check: CFG halves against the joint batch-2 denoising UNet on the same weights at 32x32, 8+2 frames.
  */
 async function step512(): Promise<void> {
   const check = await jsonLine("./step512.ts", ["--self-check"]);

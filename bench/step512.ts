@@ -1,15 +1,17 @@
 /**
  * One denoising step at Hallo's real size with full-size random weights, in one process so its peak RSS is
  * the step's: the reference UNet on the reference image and the 2 motion frames with CFG (batch 6) writes
- * the bank, then the denoising UNet reads it for 16 frames + 2 motion frames with CFG. Each session is
- * released before the next is created, as a step runs them one after the other. Prints one JSON line.
+ * the bank, then the denoising UNet reads it for 16 frames + 2 motion frames with CFG, run one CFG half at a
+ * time (`cfgBatch: "halves"`: a batch-1 graph called for uncond then cond, as the pipeline runs it when the joint
+ * batch-2 call does not fit). Each session is released before the next is created, as a step runs them one
+ * after the other. Prints one JSON line.
  *
  * Usage: deno run -A bench/step512.ts [--latent 64] [--frames 16] [--chunk-bytes N]
  *        deno run -A bench/step512.ts --self-check [--latent 32] [--frames 8]
- * `--self-check` runs the denoising UNet twice on the same weights and inputs, once with attention and
- * feed-forward split over the batch (forced) and once whole, and prints their relative L2 difference.
+ * `--self-check` runs the denoising UNet on the same weights and inputs twice, as the joint batch-2 graph and
+ * in CFG halves, prints the relative L2 difference of their noise_pred and exits 1 above 1e-5.
  * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=1 keeps weights memory-mapped;
- * BENCH_ARENA=0 turns off ORT's CPU arena; BENCH_BATCH=1 runs one CFG half (a memory probe, not a step).
+ * BENCH_ARENA=0 turns off ORT's CPU arena.
  */
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -22,7 +24,8 @@ import type { BuildOptions } from "../src/models/unet_parts.ts";
 import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
-import type { Tensor } from "../src/tensor.ts";
+import { f32, type F32Tensor, type Tensor } from "../src/tensor.ts";
+import { halfRows } from "../src/stages/networks/cfg_halves.ts";
 import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
 
 const args = Deno.args;
@@ -32,7 +35,7 @@ const selfCheck = args.includes("--self-check");
 const latent = flag("--latent", selfCheck ? 32 : 64);
 const frames = flag("--frames", selfCheck ? 8 : 16);
 const chunkBytes = args.includes("--chunk-bytes") ? flag("--chunk-bytes", 0) : undefined;
-const motion = 2, batch = Number(Deno.env.get("BENCH_BATCH") ?? 2), ctxTokens = 4, audioTokens = 32;
+const motion = 2, batch = 2, ctxTokens = 4, audioTokens = 32;
 const mmapWeights = Deno.env.get("BENCH_MMAP") === "1";
 const cpuArena = Deno.env.get("BENCH_ARENA") !== "0";
 const cfg = parseUNetConfig(structuredClone(SD15_UNET_CONFIG) as Record<string, unknown>);
@@ -70,14 +73,18 @@ const denShape = {
   audioTokens,
   motionFrames: motion,
 };
+const halvesShape = { ...denShape, batch: 1, cfgHalves: true };
 const buildRef = (w: WeightSource) => buildReferenceUNet(cfg, w, refShape);
-const buildDen = (w: WeightSource, o: BuildOptions = {}) =>
-  buildDenoisingUNet(cfg, HALLO_UNET_KWARGS, w, denShape, o);
+const buildDen = (w: WeightSource, o: BuildOptions = {}, halves = false) =>
+  buildDenoisingUNet(cfg, HALLO_UNET_KWARGS, w, halves ? halvesShape : denShape, o);
 
-/** The denoising UNet's inputs besides the bank: deterministic, timestep and motion_scale as a step has. */
-function denoisingFeeds(g: Graph, bank: Record<string, Tensor>): Record<string, Tensor> {
+/**
+ * The denoising UNet's batch-2 inputs besides the bank (those of the joint graph `denInputs`, whatever graph
+ * runs): deterministic, timestep and motion_scale as a step has.
+ */
+function denoisingFeeds(bank: Record<string, Tensor>): Record<string, Tensor> {
   const f: Record<string, Tensor> = { ...bank };
-  for (const i of g.inputs) {
+  for (const i of denInputs) {
     if (f[i.name]) continue;
     f[i.name] = i.name === "timestep"
       ? { dtype: "float32", shape: [1], data: Float32Array.of(874) }
@@ -88,27 +95,65 @@ function denoisingFeeds(g: Graph, bank: Record<string, Tensor>): Record<string, 
   return f;
 }
 
-async function forward(g: Graph, dir: string, feeds: (g: Graph) => Record<string, Tensor>) {
+/** Inputs without a CFG batch axis: the bank (both copies; a halves graph picks from them) and the scalars. */
+const shared = (name: string) => name.startsWith("bank.") || name === "timestep" || name === "motion_scale";
+
+/** CFG half `half` of batch-2 feeds, as `predictNoise` cuts them for a CFG-halves graph. */
+function halfFeeds(feeds: Record<string, Tensor>, half: 0 | 1): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {
+    cfg_half: { dtype: "int64", shape: [1], data: BigInt64Array.of(BigInt(half)) },
+  };
+  for (const [k, v] of Object.entries(feeds)) out[k] = shared(k) ? v : halfRows(v as F32Tensor, half);
+  return out;
+}
+
+/**
+ * Builds `g`, creates its session and runs it: once on `feeds(g)`, or with `halves` once per CFG half of
+ * batch-2 `feeds` (noise_pred concatenated [uncond, cond]); `forward_s` per run.
+ */
+async function forward(
+  g: Graph,
+  dir: string,
+  feeds: (g: Graph) => Record<string, Tensor>,
+  halves = false,
+) {
   const [bytes, build_s] = await timed(() => g.encode(dir));
   const [session, session_s] = await timed(() =>
     Session.create(bytes, dir, { threads: 2, mmapWeights, cpuArena })
   );
   try {
-    const [out, forward_s] = await timed(() => session.run(feeds(g)));
-    return { out, build_s, session_s, forward_s };
+    if (!halves) {
+      const [out, forward_s] = await timed(() => session.run(feeds(g)));
+      return { out, build_s, session_s, forward_s: [forward_s] };
+    }
+    const all = feeds(g);
+    const [u, forward_u] = await timed(() => session.run(halfFeeds(all, 0)));
+    const pu = u.noise_pred as F32Tensor;
+    const [c, forward_c] = await timed(() => session.run(halfFeeds(all, 1)));
+    const pc = c.noise_pred as F32Tensor;
+    const data = new Float32Array(pu.data.length + pc.data.length);
+    data.set(pu.data, 0);
+    data.set(pc.data, pu.data.length);
+    const noise_pred = f32([2, ...pu.shape.slice(1)], data);
+    return {
+      out: { noise_pred } as Record<string, Tensor>,
+      build_s,
+      session_s,
+      forward_s: [forward_u, forward_c],
+    };
   } finally {
     await session.release();
   }
 }
 
+// The joint (batch-2) graph's inputs: the layout every feed is made in.
+const denInputs = buildDen(new LayoutRecorder()).inputs;
 const keep = Deno.env.get("BENCH_KEEP");
 const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-step512-" });
 if (keep) await Deno.mkdir(keep, { recursive: true });
 try {
-  const refFile = await checkpoint(dir, "reference_unet-full", buildRef);
   const denFile = await checkpoint(dir, "denoising_unet-full", (w) => buildDen(w));
   // The bank as the reference UNet's outputs, or random in their shapes (values do not matter to time or memory).
-  const denInputs = buildDen(new LayoutRecorder()).inputs;
   const bankOf = (out?: Record<string, Tensor>) => {
     const bank: Record<string, Tensor> = {};
     const outs = referenceBankOutputs(cfg);
@@ -121,34 +166,37 @@ try {
   const load = loadavg();
   if (selfCheck) {
     const bank = bankOf();
-    const runDen = async (o: BuildOptions) => {
-      const r = await forward(buildDen(WeightStore.open(denFile), o), dir, (g) => denoisingFeeds(g, bank));
-      return r.out.noise_pred.data as Float32Array;
+    const o: BuildOptions = chunkBytes === undefined ? {} : { chunkBytes };
+    const runDen = async (halves: boolean) => {
+      const g = buildDen(WeightStore.open(denFile), o, halves);
+      const r = await forward(g, dir, () => denoisingFeeds(bank), halves);
+      return { pred: r.out.noise_pred.data as Float32Array, forward_s: r.forward_s };
     };
-    // 16 MiB splits every level's attention and feed-forward at 32x32 with 8+2 frames (level 0 in 8 parts)
-    // without a part per row, which would multiply the graph; Infinity keeps them whole.
-    const [split, whole] = [
-      await runDen({ chunkBytes: 16 * 2 ** 20 }),
-      await runDen({ chunkBytes: Infinity }),
-    ];
+    // Today's forward (the joint batch-2 graph) against the memory-bounded one (CFG halves).
+    const whole = await runDen(false);
+    const halves = await runDen(true);
     let num = 0, den = 0;
-    for (let i = 0; i < whole.length; i++) {
-      num += (split[i] - whole[i]) ** 2;
-      den += whole[i] ** 2;
+    for (let i = 0; i < whole.pred.length; i++) {
+      num += (halves.pred[i] - whole.pred[i]) ** 2;
+      den += whole.pred[i] ** 2;
     }
     const rel = Math.sqrt(num / den);
     console.log(JSON.stringify({
       bench: "step512-self-check",
+      compares: "denoising UNet noise_pred: CFG halves vs the joint batch-2 graph",
       latent,
       frames,
       motion_frames: motion,
       rel_l2: rel,
+      joint_forward_s: whole.forward_s[0],
+      halves_forward_s: halves.forward_s,
       ok: rel <= 1e-5,
       peak_rss_gib: peakRssMiB() / 1024,
       load_before: load,
     }));
     if (!(rel <= 1e-5)) Deno.exit(1);
   } else {
+    const refFile = await checkpoint(dir, "reference_unet-full", buildRef);
     const ref = await forward(buildRef(WeightStore.open(refFile)), dir, () => ({
       sample: randn([refShape.batch, 4, latent, latent]),
       timestep: { dtype: "float32", shape: [1], data: Float32Array.of(0) },
@@ -157,16 +205,25 @@ try {
     const bank = bankOf(ref.out);
     ref.out = {};
     const o: BuildOptions = chunkBytes === undefined ? {} : { chunkBytes };
-    const den = await forward(buildDen(WeightStore.open(denFile), o), dir, (g) => denoisingFeeds(g, bank));
+    const den = await forward(
+      buildDen(WeightStore.open(denFile), o, true),
+      dir,
+      () => denoisingFeeds(bank),
+      true,
+    );
     const pred = den.out.noise_pred.data as Float32Array;
+    const [forward_uncond_s, forward_cond_s] = den.forward_s;
     console.log(JSON.stringify({
       bench: "step512",
       what: `${latent * 8}x${latent * 8}: reference UNet (1+${motion} images, CFG), denoising UNet ` +
-        `(${frames}+${motion} frames, CFG), full-size random weights`,
-      seconds: ref.forward_s + den.forward_s,
+        `(${frames}+${motion} frames, CFG in halves), full-size random weights`,
+      cfg_batch: "halves",
+      seconds: ref.forward_s[0] + forward_uncond_s + forward_cond_s,
       peak_rss_gib: peakRssMiB() / 1024,
-      reference_forward_s: ref.forward_s,
-      denoising_forward_s: den.forward_s,
+      reference_forward_s: ref.forward_s[0],
+      denoising_forward_s: forward_uncond_s + forward_cond_s,
+      denoising_forward_uncond_s: forward_uncond_s,
+      denoising_forward_cond_s: forward_cond_s,
       reference_session_s: ref.session_s,
       denoising_session_s: den.session_s,
       chunk_bytes: chunkBytes ?? "default",

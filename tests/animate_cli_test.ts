@@ -57,6 +57,7 @@ Deno.test("animate: bad options fail fast with one line naming the problem", asy
     [base(out, ["--cfg", "abc"]), /--cfg must be a number/],
     [base(out, ["--device", "tpu"]), /unknown device 'tpu'/],
     [base(out, ["--size", "100"]), /--size must be a multiple of 64/],
+    [base(out, ["--cfg-batch", "third"]), /--cfg-batch must be joint or halves, got 'third'/],
     [
       base(out, ["--measure", "identiy"]),
       /--measure: unknown measure 'identiy' \(identity; guidance by region/,
@@ -104,6 +105,7 @@ Deno.test("animate: --cfg 1 runs the conditional branch alone and writes an h264
   assert.deepEqual(rec.finished.map((c: { clip: number }) => c.clip), [0, 1, 2, 3, 4]);
   // Without guidance no measure applies: none recorded, no measures file.
   assert.deepEqual(rec.measures, { guidance: false, identity: [] });
+  assert.equal(rec.cfg_batch, "joint", "no guidance: one batch-1 call, recorded as joint");
   assert.ok(rec.finished.every((c: { measures_sha256?: string }) => c.measures_sha256 === undefined));
   assert.ok(!await exists(join(work, "cfg1.run", "run.lock")), "the lock goes with the run");
 });

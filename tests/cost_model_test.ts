@@ -264,3 +264,53 @@ Deno.test("sweep refuses the same way, counting every setting", async () => {
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(work, { recursive: true }));
+
+Deno.test("CFG halves: the denoising UNet counted as two batch-1 calls, the same FLOPs, a smaller activation peak", () => {
+  const c = fullSizeConfigs();
+  const geo = { size: 128, frames: 2, guidance: true };
+  const joint = networkCosts(geo, c).denoising_unet;
+  const halves = networkCosts({ ...geo, cfgBatch: "halves" }, c).denoising_unet;
+  assert.equal(halves.flops.conv, joint.flops.conv, "both halves' convolutions are the batch-2 call's");
+  assert.equal(
+    halves.flops.attention,
+    joint.flops.attention,
+    "the uncond half attends to its own tokens only",
+  );
+  assert.equal(halves.weightBytes, joint.weightBytes);
+  assert.ok(halves.activationPeakBytes < 0.8 * joint.activationPeakBytes, `${halves.activationPeakBytes}`);
+  const noCfg = networkCosts({ ...geo, guidance: false, cfgBatch: "halves" }, c).denoising_unet;
+  assert.equal(noCfg.totalFlops, networkCosts({ ...geo, guidance: false }, c).denoising_unet.totalFlops);
+});
+
+Deno.test("checkRunCost runs the CFG batch in halves when joint does not fit and halves does; --cfg-batch joint is refused", async () => {
+  const opts = { weightsDir: tiny, size: 256, frames: 16, steps: 2, guidance: true, device: "cpu" as const };
+  const peak = async (cfgBatch: "joint" | "halves") =>
+    (await withEnv(
+      { HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: "64" },
+      () => checkRunCost({ ...opts, cfgBatch, log: () => {} }),
+    ))!.peak_bytes;
+  const [joint, halves] = [await peak("joint"), await peak("halves")];
+  assert.ok(halves < joint, `halves ${halves} vs joint ${joint}`);
+  const between = String((joint + halves) / 2 / GIB);
+  const lines: string[] = [];
+  const est = await withEnv(
+    { HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: between },
+    () => checkRunCost({ ...opts, log: (l) => lines.push(l) }),
+  );
+  assert.equal(est?.cfgBatch, "halves");
+  assert.equal(est?.peak_bytes, halves);
+  assert.match(lines[0], /joint CFG batch needs about .* one CFG half at a time \(--cfg-batch halves\)/);
+  assert.match(lines[1], /CFG in halves/);
+  await withEnv({ HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: between }, async () => {
+    await assert.rejects(
+      () => checkRunCost({ ...opts, cfgBatch: "joint", log: () => {} }),
+      (e) => e instanceof RunCostError && /or --cfg-batch halves$/.test(e.message),
+    );
+  });
+  // Room for joint: joint.
+  const roomy = await withEnv(
+    { HALLO_BENCH_FIGURES: figuresFile, HALLO_MEM_AVAILABLE_GIB: "64" },
+    () => checkRunCost({ ...opts, log: () => {} }),
+  );
+  assert.equal(roomy?.cfgBatch, "joint");
+});

@@ -14,6 +14,7 @@ import { defaultRunDir, prepareInputs } from "../stages/generate/run.ts";
 import { openRunFor, type RunDir, RunDirError, RunPathError } from "../stages/generate/run_dir.ts";
 import { probeDevice } from "../runtime/probe.ts";
 import {
+  cfgBatchOption,
   checkAudioFile,
   GENERATION_OPTIONS,
   joinNegativeValues,
@@ -45,6 +46,10 @@ const USAGE = `usage: deno task hallo animate --image I --audio A --out O.mp4 [o
   --strict-device         on a GPU device, a compute node ORT places on the CPU is an error (default: a
                           warning naming the nodes at load)
   --threads N             ORT intra-op threads (default: all cores)
+  --cfg-batch MODE         joint|halves: with guidance the denoising UNet runs [uncond, cond] as one batch-2 call
+                          (joint) or one call per half (halves: the same numbers up to float rounding, about
+                          half the activation memory); default joint, or halves when the cost model finds that
+                          joint does not fit in memory
   --no-separate           skip vocal separation
   --run-dir DIR           where finished clips and run.json go (default: <out>.run)
   --resume                continue the run in --run-dir from its last finished clip
@@ -91,6 +96,7 @@ export async function run(args: string[]): Promise<number> {
       seed: seedOption(v.seed),
     };
     const { size, faceExpandRatio, threads, device } = runOptions(v);
+    const cfgBatch = cfgBatchOption(v["cfg-batch"]);
     let dtype;
     try {
       dtype = parseDType(v.dtype ?? "fp32");
@@ -136,13 +142,14 @@ export async function run(args: string[]): Promise<number> {
       console.error(`note: took over the stale lock of pid ${t.pid} on ${t.hostname} (that process is gone)`);
     }
     // After the paths and the lock are checked; a refusal leaves no run dir behind (closed as failed).
-    await checkRunCost({
+    const cost = await checkRunCost({
       weightsDir,
       size,
       steps: settings.steps,
       guidance: settings.cfg > 1,
       device,
       audio,
+      cfgBatch,
     });
 
     const progress = new StepProgress();
@@ -162,6 +169,7 @@ export async function run(args: string[]): Promise<number> {
     log({ kind: "phase", message: `loading networks from ${weightsDir} ...` });
     const hallo = await Hallo.load(weightsDir, {
       guidance: settings.cfg > 1,
+      cfgBatch: cfgBatch ?? cost?.cfgBatch,
       device,
       threads,
       size,
@@ -176,7 +184,15 @@ export async function run(args: string[]): Promise<number> {
         out,
         run,
         dtype,
-        record: { command: ["animate", ...args], weightsDir, device, dtype, tiny, size },
+        record: {
+          command: ["animate", ...args],
+          weightsDir,
+          device,
+          dtype,
+          tiny,
+          size,
+          cfg_batch: hallo.models.geometry.cfgBatch,
+        },
         onEvent: log,
         recordSteps: v["record-steps"],
         interventions: patches,

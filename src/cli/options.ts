@@ -1,6 +1,7 @@
 /** Validation of CLI values, before any heavy work: one-line errors naming the option and the problem. */
 import { dirname, resolve } from "node:path";
 import { type Device, parseDevice } from "../runtime/device.ts";
+import type { CfgBatch } from "../stages/generate/models.ts";
 import { AudioDecodeError, decodeAudioChunks } from "../stages/audio/decode.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
@@ -174,9 +175,16 @@ export const GENERATION_OPTIONS = {
   size: { type: "string" },
   device: { type: "string" },
   threads: { type: "string" },
+  "cfg-batch": { type: "string" },
   "no-separate": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** `--cfg-batch joint|halves`; undefined when absent (the cost model picks). */
+export function cfgBatchOption(v: string | undefined): CfgBatch | undefined {
+  if (v === undefined || v === "joint" || v === "halves") return v;
+  throw new UsageError(`--cfg-batch must be joint or halves, got '${v}'`);
+}
 
 /** The options `animate` and `sweep` validate alike: video size, face expansion, threads, device. */
 export function runOptions(v: {

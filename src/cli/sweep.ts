@@ -14,6 +14,7 @@ import { runSweep, type SweepAxes, sweepSettings } from "../stages/generate/swee
 import { RunPathError } from "../stages/generate/run_dir.ts";
 import { probeDevice } from "../runtime/probe.ts";
 import {
+  cfgBatchOption,
   checkAudioFile,
   GENERATION_OPTIONS,
   joinNegativeValues,
@@ -42,6 +43,10 @@ Options:
   --face-expand-ratio R   face box expansion (1.2)
   --device cpu|cuda|webgpu
   --threads N             ORT intra-op threads (default: all cores)
+  --cfg-batch MODE         joint|halves: with guidance the denoising UNet runs [uncond, cond] as one batch-2 call
+                          (joint) or one call per half (halves: the same numbers up to float rounding, about
+                          half the activation memory); default joint, or halves when the cost model finds that
+                          joint does not fit in memory
   --no-separate           skip vocal separation
 Writes DIR/<label>.mp4 and DIR/<label>.run/ per setting (label like cfg3.5_pose1_face1_lip0.5),
 DIR/grid.mp4 (all runs side by side, labelled, with the audio), DIR/sweep.json and DIR/report.html.`;
@@ -99,6 +104,7 @@ export async function run(args: string[]): Promise<number> {
     const steps = num("steps", v.steps, 40, { min: 1, int: true });
     const seed = seedOption(v.seed);
     const { size, faceExpandRatio, threads, device } = runOptions(v);
+    const cfgBatch = cfgBatchOption(v["cfg-batch"]);
     const runs = sweepSettings(axes, { steps, seed }).length;
     await probeDevice(device);
     const image = await readableFile("image", v.image);
@@ -108,7 +114,7 @@ export async function run(args: string[]): Promise<number> {
     const weightsDir = resolveWeightsDir(v.weights);
     const tiny = readTinyConfigs(weightsDir) !== undefined;
     await checkWeightsFor(weightsDir, { separate: !v["no-separate"], tiny });
-    await checkRunCost({
+    const cost = await checkRunCost({
       weightsDir,
       size,
       steps,
@@ -116,6 +122,7 @@ export async function run(args: string[]): Promise<number> {
       device,
       audio,
       runs,
+      cfgBatch,
     });
 
     const progress = new StepProgress();
@@ -130,6 +137,7 @@ export async function run(args: string[]): Promise<number> {
       separate: !v["no-separate"],
       device,
       threads,
+      cfgBatch: cfgBatch ?? cost?.cfgBatch,
       allowMissingFaceModels: tiny,
       record: { command: ["sweep", ...args], weightsDir, device, tiny },
       onEvent: progressEvents(progress),

@@ -8,6 +8,7 @@
 import type { Value } from "../onnx/graph.ts";
 import { attention, concat, type Ctx, reshape, slice } from "../onnx/layers.ts";
 import { rearrange } from "../onnx/rearrange.ts";
+import { DataType } from "../onnx/proto.ts";
 import { downBlocks, type UNetConfig, upBlocks } from "./unet_config.ts";
 import { heads, type UNetCtx } from "./unet_parts.ts";
 
@@ -64,10 +65,14 @@ export function writeBank(u: UNetCtx, path: string, norm1: Value, dim: number): 
 
 /** One bank entry as the reader sees it. */
 export interface BankEntry {
-  /** `[:, 0]`: the reference image's tokens per CFG copy, (b, l, c). */
+  /** `[:, 0]`: the reference image's tokens per CFG copy, (b, l, c) (both copies in a CFG-halves graph). */
   ref: Value;
-  /** `[:, 1:]`: the motion frames' tokens, (b, m, l, c). */
+  /** `[:, 1:]`: the motion frames' tokens, (b, m, l, c) (the running half's copy in a CFG-halves graph). */
   motion: Value;
+  /** CFG-halves graph: the `cfg_half` input (int64 (1,): 0 uncond, 1 cond). */
+  half?: Value;
+  /** Tokens per frame (l). */
+  tokens: number;
 }
 
 /** Geometry of the reader's bank inputs. */
@@ -77,6 +82,11 @@ export interface BankShape {
   motionFrames: number;
   height: number;
   width: number;
+  /**
+   * One CFG half of a batch-2 run per call: the graph runs batch 1, reads the whole 2-copy bank, and the graph
+   * input `cfg_half` (int64 (1,): 0 uncond, 1 cond) picks the half (see `readBank`).
+   */
+  cfgHalves?: boolean;
 }
 
 /**
@@ -84,7 +94,10 @@ export interface BankShape {
  * them into the reference tokens and the motion frames, keyed by block path.
  */
 export function bankInputs(c: Ctx, cfg: UNetConfig, shape: BankShape): Map<string, BankEntry> {
-  const { batch: b, motionFrames: m } = shape;
+  const { motionFrames: m } = shape;
+  // A CFG-halves graph is fed the bank of both copies, as the batch-2 graph is.
+  const b = shape.cfgHalves ? 2 : shape.batch;
+  const half = shape.cfgHalves ? c.g.input("cfg_half", [1], DataType.INT64) : undefined;
   const bank = new Map<string, BankEntry>();
   for (const slot of bankSlots(cfg)) {
     const l = Math.ceil(shape.height / slot.scale) * Math.ceil(shape.width / slot.scale);
@@ -92,7 +105,14 @@ export function bankInputs(c: Ctx, cfg: UNetConfig, shape: BankShape): Map<strin
     const input = c.g.input(name, [b * (1 + m), l, slot.channels]);
     const x = rearrange(c, name, input, "(b s) l c -> b s l c", { b, s: 1 + m, l, c: slot.channels });
     const ref = reshape(c, name, slice(c, name, x, [0], [1], [1]), [b, l, slot.channels]);
-    bank.set(slot.path, { ref, motion: slice(c, name, x, [1], [1 + m], [1]) });
+    const motion = slice(c, name, x, [1], [1 + m], [1]);
+    if (!half) {
+      bank.set(slot.path, { ref, motion, tokens: l });
+      continue;
+    }
+    // The running half's motion frames: copy `cfg_half`, as the batch-2 graph gives that half.
+    const own = c.g.op1("Gather", [motion, half], { path: name, attrs: { axis: 0 } });
+    bank.set(slot.path, { ref, motion: own, half, tokens: l });
   }
   return bank;
 }
@@ -107,10 +127,42 @@ export interface ReadBankOptions {
 }
 
 /**
+ * attn1 of a CFG-halves graph (batch 1, `entry.half` set): keys/values are the batch-2 graph's for the running
+ * half, cut at run time by `cfg_half`: the cond half's own tokens then the bank rows the batch-2 graph's cond
+ * rows read (copy `(f + i) % 2`, the interleave of `readBank`), the uncond half's own tokens alone (plain
+ * self-attention). The same ops on the same values as the batch-2 graph's half, so the same numbers.
+ */
+function readBankHalf(u: UNetCtx, path: string, norm1: Value, o: ReadBankOptions, half: Value): Value {
+  const f = o.frames;
+  const rows = Array.from({ length: f }, (_, i) => (f + i) % 2);
+  const bankRows = u.g.op1("Gather", [o.entry.ref, u.g.ints(`${path}.bank_rows`, rows)], {
+    path,
+    attrs: { axis: 0 },
+  });
+  const both = concat(u, path, [norm1, bankRows], 1);
+  // Keys end after the own tokens (uncond, cfg_half 0) or after the bank's too (cond, cfg_half 1).
+  const l = o.entry.tokens;
+  const end = u.g.op1("Add", [
+    u.g.op1("Mul", [half, u.g.ints(`${path}.bank_tokens`, [l])], { path }),
+    u.g.ints(`${path}.own_tokens`, [l]),
+  ], { path });
+  const kv = u.g.op1("Slice", [
+    both,
+    u.g.ints(`${path}.kv_start`, [0]),
+    end,
+    u.g.ints(`${path}.kv_axis`, [1]),
+  ], {
+    path,
+  });
+  return attention(u, `${path}.attn1`, norm1, kv, { queryDim: o.dim, ...heads(u.cfg, o.dim) });
+}
+
+/**
  * "read": keys/values are the block's own tokens followed by the bank's. Row k reads copy `k % b` (upstream's
  * `[:, 0].repeat(1, f, 1, 1)` on a 3-D tensor interleaves); with CFG the uncond half gets plain self-attention.
  */
 export function readBank(u: UNetCtx, path: string, norm1: Value, o: ReadBankOptions): Value {
+  if (o.entry.half) return readBankHalf(u, path, norm1, o, o.entry.half);
   const { batch: b, frames: f } = o;
   const n = b * f;
   const hd = { queryDim: o.dim, ...heads(u.cfg, o.dim) };

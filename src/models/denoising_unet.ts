@@ -31,6 +31,11 @@ export interface DenoisingUNetShape {
   audioTokens: number;
   /** Motion frames taken from the reference bank (n_motion_frames, 2 upstream). */
   motionFrames: number;
+  /**
+   * Batch 1 running one CFG half of the batch-2 graph per call (memory: half the activations), picked by the
+   * int64 input `cfg_half` (0 uncond, 1 cond); the bank inputs keep both copies (bank.ts `readBank`).
+   */
+  cfgHalves?: boolean;
 }
 
 /** Graph input names of the bank, in pairing order. */
@@ -101,6 +106,9 @@ export function buildDenoisingUNet(
 ): Graph {
   const c = unetGraph("denoising_unet", w, o);
   const { batch, frames, motionFrames } = shape;
+  if (shape.cfgHalves && batch !== 1) {
+    throw new Error(`a CFG-halves denoising UNet runs batch 1, not ${batch}`);
+  }
   const x = denoisingInputs(c, cfg, kw, shape);
   const bank = bankInputs(c, cfg, shape);
   const timestep = c.g.op1("Cast", [x.timestep], { path: "timestep", attrs: { to: DataType.FLOAT } });
@@ -116,6 +124,7 @@ export function buildDenoisingUNet(
     batch,
     frames,
     motionFrames,
+    cfgHalves: shape.cfgHalves,
   };
   const ch0 = cfg.block_out_channels[0];
   const dims = { b: batch, f: frames, h: shape.height, w: shape.width };

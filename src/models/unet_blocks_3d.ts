@@ -39,6 +39,8 @@ export interface UNet3DCtx extends UNetCtx {
   batch: number;
   frames: number;
   motionFrames: number;
+  /** One CFG half of the batch-2 graph per call (batch 1): chunked into the batch-2 graph's parts. */
+  cfgHalves?: boolean;
 }
 
 /** Where the layers after a resnet run: the mask level, the audio module's input channels, motion or not. */
@@ -79,8 +81,11 @@ function attentionsAudioMotion(u: UNet3DCtx, a: AttentionLayerArgs, plan: LayerP
   const bp = `${path}.transformer_blocks.0`;
   const entry = u.bank.get(bp)!;
   const hw = size.h * size.w;
-  // Per frame: the CFG halves each have `frames` rows, the fewest an attention of these modules sees.
-  const uf = chunked(u, u.batch * u.frames, hw, dim, u.frames);
+  // Per frame: the CFG halves each have `frames` rows, the fewest an attention of these modules sees. A
+  // CFG-halves graph takes the batch-2 graph's part count, so each attention part is the batch-2 graph's size
+  // (its bank-reading attention runs one half's rows in those parts), not twice it.
+  const copies = u.cfgHalves ? 2 : u.batch;
+  const uf = chunked(u, copies * u.frames, hw, dim, u.frames);
   const attn1 = (n1: Value) => readBank(uf, bp, n1, { dim, entry, batch: u.batch, frames: u.frames });
   let h = transformer3DModel(uf, path, a.h, {
     channels: dim,
@@ -97,7 +102,7 @@ function attentionsAudioMotion(u: UNet3DCtx, a: AttentionLayerArgs, plan: LayerP
     const x = withMotionFrames(u, bp, h, dim, size);
     const frames = u.motionFrames + u.frames;
     // Per spatial position: the temporal attention's batch is (b h w).
-    const um = chunked(u, u.batch * hw, frames, dim, u.batch * hw);
+    const um = chunked(u, copies * hw, frames, dim, u.batch * hw);
     const y = motionModule(um, u.kw, mp, x, { channels: dim, size, batch: u.batch, frames });
     h = dropMotionFrames(u, mp, y, dim, size);
   }

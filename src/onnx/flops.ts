@@ -153,8 +153,12 @@ export function nodeFlops(
 }
 
 /** Counts a graph's FLOPs per op class, its weight bytes and its activation peak at the given input dims. */
-export function graphCost(g: Graph, inputDims: Record<string, readonly number[]> = {}): GraphCost {
-  const { dims } = inferShapes(g, inputDims);
+export function graphCost(
+  g: Graph,
+  inputDims: Record<string, readonly number[]> = {},
+  inputValues: Record<string, readonly number[]> = {},
+): GraphCost {
+  const { dims } = inferShapes(g, inputDims, inputValues);
   const get = (v: string) => dims.get(v) ?? [];
   const elem = g.dtype === "float16" ? 2 : 4;
   const flops: Record<OpClass, number> = { conv: 0, matmul: 0, attention: 0, norm: 0, other: 0 };

@@ -115,9 +115,15 @@ function initValues(g: Graph, name: string): { dims: number[]; values?: number[]
  * Infers every value's dims from the graph inputs' dims (symbolic input dims must be given in
  * `inputDims`). Throws ShapeInferenceError naming the node for an op it has no rule for.
  */
-export function inferShapes(g: Graph, inputDims: Record<string, readonly number[]> = {}): InferredShapes {
+export function inferShapes(
+  g: Graph,
+  inputDims: Record<string, readonly number[]> = {},
+  inputValues: Record<string, readonly number[]> = {},
+): InferredShapes {
   const dims = new Map<string, number[]>();
   const values = new Map<string, number[]>();
+  // Small integer inputs that size values at run time (a CFG-halves UNet's `cfg_half`), taken as given.
+  for (const [k, v] of Object.entries(inputValues)) values.set(k, [...v]);
   for (const i of g.inputs) {
     const given = inputDims[i.name];
     if (given) dims.set(i.name, [...given]);

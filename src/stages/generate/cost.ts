@@ -9,6 +9,8 @@
  * copies, arena rounding: measured peak RSS - weights - counted activation peak - base) + the largest counted
  * activation peak at the run's geometry (the networks run one at a time). The base is the smallest slack of
  * the measured networks; slack and session creation scale with the weights of the network counted.
+ * With CFG, when the denoising UNet's joint batch-2 call does not fit, the estimate for running it one CFG
+ * half at a time (`cfgBatch: "halves"`: half its activations, twice its calls) is taken instead if that fits.
  */
 import { fileURLToPath } from "node:url";
 import type { GraphCost } from "../../onnx/flops.ts";
@@ -22,6 +24,7 @@ import {
   type RunGeometry,
 } from "./cost_networks.ts";
 import DEFAULT_FIGURES from "./cost_figures.json" with { type: "json" };
+import type { CfgBatch } from "./models.ts";
 
 /** What the bench measured for one network on this machine. */
 export interface NetworkFigure {
@@ -95,6 +98,8 @@ export interface CostEstimate {
   /** Whole run (load + every clip of every run); undefined when the clip count is unknown. */
   total_s?: number;
   peak_bytes: number;
+  /** How the denoising UNet was counted running the CFG batch. */
+  cfgBatch: CfgBatch;
 }
 
 /** Thrown for a run that cannot fit in memory: the message has both numbers. */
@@ -134,7 +139,8 @@ export function estimateRun(
   const base = Math.min(...COST_NETWORKS.map(slack));
   const resident = COST_NETWORKS.reduce((a, n) => a + costs[n].weightBytes + (slack(n) - base) * scale(n), 0);
   const activations = Math.max(...COST_NETWORKS.map((n) => costs[n].activationPeakBytes));
-  return { forward_s, load_s, clip_s, total_s, peak_bytes: base + resident + activations };
+  const cfgBatch = plan.guidance && plan.cfgBatch === "halves" ? "halves" : "joint";
+  return { forward_s, load_s, clip_s, total_s, peak_bytes: base + resident + activations, cfgBatch };
 }
 
 /** Bytes this machine has available: HALLO_MEM_AVAILABLE_GIB if set, else MemAvailable of /proc/meminfo. */
@@ -185,8 +191,9 @@ export function describeEstimate(
   available: { bytes: number; source: string },
   source: string,
 ): { lines: string[]; fits: boolean } {
+  const cfg = plan.cfgBatch === "halves" ? ", CFG in halves" : ", CFG";
   const what = `${plan.size}x${plan.size}, ${plan.steps} steps, ${plan.frames}+2 frames per clip` +
-    `${plan.guidance ? ", CFG" : ""}, ${plan.device}`;
+    `${plan.guidance ? cfg : ""}, ${plan.device}`;
   const time = e.total_s !== undefined
     ? `${formatDuration(e.total_s)} for ${
       (plan.runs ?? 1) > 1 ? `${plan.runs} runs of ` : ""
@@ -218,6 +225,11 @@ export interface RunCostOptions {
   runs?: number;
   /** Frames per clip (16, as upstream). */
   frames?: number;
+  /**
+   * How the denoising UNet runs the CFG batch; undefined: "joint" when it fits, else "halves" when that fits
+   * (the estimate's `cfgBatch` says which).
+   */
+  cfgBatch?: CfgBatch;
   /** Where the estimate goes (stderr). */
   log?: (line: string) => void;
 }
@@ -245,20 +257,35 @@ export async function checkRunCost(o: RunCostOptions): Promise<CostEstimate | un
     device: o.device,
     runs: o.runs,
     clips: o.audio ? await wavClips(o.audio, frames) : undefined,
+    cfgBatch: o.cfgBatch,
   };
   const missing = COST_NETWORKS.filter((n) => !figures.networks[n]);
   if (missing.length) {
     log(`expected time and memory: the bench figures (${source}) lack ${missing.join(", ")}`);
     return undefined;
   }
-  const est = estimateRun(plan, networkCosts(plan, configsIn(o.weightsDir)), figures);
+  const configs = configsIn(o.weightsDir);
+  const estimate = (p: RunPlan) => estimateRun(p, networkCosts(p, configs), figures);
   const avail = availableMemory();
+  let est = estimate(plan);
+  if (o.cfgBatch === undefined && o.guidance && est.peak_bytes > avail.bytes) {
+    const halves = estimate({ ...plan, cfgBatch: "halves" });
+    if (halves.peak_bytes <= avail.bytes) {
+      log(
+        `the denoising UNet's joint CFG batch needs about ${gib(est.peak_bytes)}: running it one CFG half ` +
+          `at a time (--cfg-batch halves)`,
+      );
+      plan.cfgBatch = "halves";
+      est = halves;
+    }
+  }
   const { lines, fits } = describeEstimate(plan, est, avail, source);
   lines.forEach((l) => log(l));
   if (!fits) {
     const msg =
       `this run needs about ${gib(est.peak_bytes)} of memory at ${plan.size}x${plan.size} but the ` +
-      `machine has ${gib(avail.bytes)} available (${avail.source}); choose a smaller --size`;
+      `machine has ${gib(avail.bytes)} available (${avail.source}); choose a smaller --size` +
+      (o.guidance && plan.cfgBatch !== "halves" ? " or --cfg-batch halves" : "");
     if (Deno.env.get("HALLO_NO_MEMORY_CHECK") === "1") {
       log(`warning: ${msg} (HALLO_NO_MEMORY_CHECK=1: running anyway)`);
     } else throw new RunCostError(msg);

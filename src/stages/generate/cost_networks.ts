@@ -21,6 +21,7 @@ import type { Graph, WeightSource } from "../../onnx/graph.ts";
 import { LayoutRecorder } from "../../tiny/layout.ts";
 import { readTinyConfigs } from "../../tiny/configs.ts";
 import { readJson } from "../networks/load.ts";
+import type { CfgBatch } from "./models.ts";
 
 /** The networks the cost model counts. */
 export type CostNetwork = "reference_unet" | "denoising_unet" | "vae_decoder";
@@ -41,6 +42,8 @@ export interface RunGeometry {
   size: number;
   frames: number;
   guidance: boolean;
+  /** How the denoising UNet runs the CFG batch (default "joint"; see `ModelOptions.cfgBatch`). */
+  cfgBatch?: CfgBatch;
 }
 
 /** Hallo's real sizes (SD-1.5 UNet, sd-vae-ft-mse, upstream's projection configs). */
@@ -88,6 +91,7 @@ export function buildCostNetwork(
   if (geo.size % 64 !== 0) throw new Error(`size ${geo.size} is not a multiple of 64`);
   const latent = geo.size / 8;
   const b = geo.guidance ? 2 : 1;
+  const halves = geo.guidance && geo.cfgBatch === "halves";
   switch (net) {
     case "reference_unet":
       return buildReferenceUNet(c.unet, w, {
@@ -99,22 +103,42 @@ export function buildCostNetwork(
       });
     case "denoising_unet":
       return buildDenoisingUNet(c.unet, c.kwargs, w, {
-        batch: b,
+        batch: halves ? 1 : b,
         frames: geo.frames,
         height: latent,
         width: latent,
         contextTokens: c.contextTokens,
         audioTokens: c.audioTokens,
         motionFrames: c.motionFrames,
+        ...(halves ? { cfgHalves: true } : {}),
       });
     case "vae_decoder":
       return buildVaeDecoder(w, c.vae);
   }
 }
 
-/** FLOPs, weight bytes and activation peak of one forward of each counted network at `geo`. */
+/**
+ * FLOPs, weight bytes and activation peak of one forward of each counted network at `geo`; the denoising
+ * UNet's forward is a step's, so with CFG halves it is both half calls (their FLOPs summed, the larger peak).
+ */
 export function networkCosts(geo: RunGeometry, c: CostConfigs): Record<CostNetwork, GraphCost> {
   const out = {} as Record<CostNetwork, GraphCost>;
-  for (const n of COST_NETWORKS) out[n] = graphCost(buildCostNetwork(n, geo, c), costInputDims(n, geo, c));
+  for (const n of COST_NETWORKS) {
+    const g = buildCostNetwork(n, geo, c);
+    if (n !== "denoising_unet" || !(geo.guidance && geo.cfgBatch === "halves")) {
+      out[n] = graphCost(g, costInputDims(n, geo, c));
+      continue;
+    }
+    const [u, k] = [0, 1].map((h) => graphCost(g, costInputDims(n, geo, c), { cfg_half: [h] }));
+    const flops = { ...k.flops };
+    for (const o of Object.keys(flops) as (keyof typeof flops)[]) flops[o] += u.flops[o];
+    out[n] = {
+      ...k,
+      flops,
+      totalFlops: u.totalFlops + k.totalFlops,
+      activationPeakBytes: Math.max(u.activationPeakBytes, k.activationPeakBytes),
+      attentionScoresBytes: Math.max(u.attentionScoresBytes, k.attentionScoresBytes),
+    };
+  }
   return out;
 }

@@ -38,6 +38,12 @@ export interface ModelOptions {
    * run the conditional branch alone (cfg <= 1).
    */
   guidance?: boolean;
+  /**
+   * How the denoising UNet runs guidance's [uncond, cond] batch: `"joint"` (default, upstream's one batch-2
+   * call) or `"halves"` (a batch-1 graph called once per half: the same numbers up to float rounding, about
+   * half the activation memory; `estimateCost` picks it when joint does not fit). No effect without guidance.
+   */
+  cfgBatch?: CfgBatch;
   device?: Device;
   threads?: number;
   /**
@@ -54,6 +60,9 @@ export interface ModelOptions {
   probes?: Probes;
 }
 
+/** How the denoising UNet runs the CFG batch: one batch-2 call, or one batch-1 call per half. */
+export type CfgBatch = "joint" | "halves";
+
 /** Geometry of a clip: frames per clip and the latent size (image size / 8). */
 export interface ClipGeometry {
   frames: number;
@@ -61,6 +70,8 @@ export interface ClipGeometry {
   width: number;
   /** Classifier-free guidance on: UNets run the [uncond, cond] batch. */
   guidance: boolean;
+  /** How the denoising UNet runs that batch (always "joint" without guidance). */
+  cfgBatch: CfgBatch;
 }
 
 /** The loaded networks of one clip geometry, reused across clips and videos. */
@@ -80,7 +91,9 @@ export interface HalloModels {
 }
 
 /** The clip geometry of `o`: upstream's 16 frames of 512x512 pixels, with guidance, unless told otherwise. */
-export function clipGeometry(o: Pick<ModelOptions, "size" | "frames" | "guidance"> = {}): ClipGeometry {
+export function clipGeometry(
+  o: Pick<ModelOptions, "size" | "frames" | "guidance" | "cfgBatch"> = {},
+): ClipGeometry {
   const size = o.size ?? 512;
   const frames = o.frames ?? 16;
   if (!Number.isInteger(size) || size <= 0 || size % 64 !== 0) {
@@ -89,7 +102,12 @@ export function clipGeometry(o: Pick<ModelOptions, "size" | "frames" | "guidance
   if (!Number.isInteger(frames) || frames <= 0) {
     throw new GenerationError(`frames ${frames} is not a positive integer`);
   }
-  return { frames, height: size / 8, width: size / 8, guidance: o.guidance ?? true };
+  const cfgBatch = o.cfgBatch ?? "joint";
+  if (cfgBatch !== "joint" && cfgBatch !== "halves") {
+    throw new GenerationError(`cfgBatch ${cfgBatch} is neither "joint" nor "halves"`);
+  }
+  const guidance = o.guidance ?? true;
+  return { frames, height: size / 8, width: size / 8, guidance, cfgBatch: guidance ? cfgBatch : "joint" };
 }
 
 /**
@@ -134,14 +152,16 @@ export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}):
     height: geometry.height,
     width: geometry.width,
   }, session);
+  const halves = geometry.cfgBatch === "halves";
   const denoisingUNet = await loadDenoisingUNet(src, {
-    batch: b,
+    batch: halves ? 1 : b,
     frames: geometry.frames,
     height: geometry.height,
     width: geometry.width,
     contextTokens: tokens,
     audioTokens: audioProj.config.context_tokens,
     motionFrames: M,
+    ...(halves ? { cfgHalves: true } : {}),
   }, { ...session, probes: o.probes });
   const t = (x: { timings: { build_s: number; session_s: number } }) => ({
     build_s: x.timings.build_s,

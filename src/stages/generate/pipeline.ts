@@ -100,8 +100,10 @@ function checkGuidance(m: HalloModels, cfg: number): void {
 
 /**
  * The DDIM steps of one clip over given conditioning and bank, from `initial` latents: yields every step (with
- * the UNet's probes), returns the final latents. Guidance runs the denoising UNet on the [uncond, cond] batch;
- * without it only the conditional branch runs (upstream crashes there).
+ * the UNet's probes), returns the final latents. Guidance runs the denoising UNet on the [uncond, cond] batch
+ * (one call, or one per half for models loaded with `cfgBatch: "halves"`: `predictNoise` cuts the inputs and
+ * joins the outputs, so the steps are the same); without it only the conditional branch runs (upstream crashes
+ * there).
  *
  * @example
  * ```ts ignore

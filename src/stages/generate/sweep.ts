@@ -21,7 +21,7 @@ import { BankCache } from "./bank_cache.ts";
 import { SweepAxisError } from "./errors.ts";
 import { Hallo } from "./hallo.ts";
 import { checkRunPaths, readRunFrames, RunDir } from "./run_dir.ts";
-import type { HalloModels } from "./models.ts";
+import type { CfgBatch, HalloModels } from "./models.ts";
 import {
   type PreparedInputs,
   prepareInputs,
@@ -55,6 +55,8 @@ export interface SweepOptions extends PrepareOptions {
    * setting starts, and each run's `step` and `clip` events, all with the run's place.
    */
   onEvent?: OnEvent;
+  /** How the guided runs' denoising UNet runs the CFG batch (`ModelOptions.cfgBatch`; default "joint"). */
+  cfgBatch?: CfgBatch;
 }
 
 /** Work a run did not do itself. */
@@ -204,6 +206,7 @@ export async function runSweep(
         const t0 = performance.now();
         hallo = await Hallo.load(o.weightsDir, {
           guidance: guided,
+          cfgBatch: o.cfgBatch,
           device: o.device,
           threads: o.threads,
           size,

@@ -28,6 +28,7 @@ import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { resolveNetCheckpoint } from "../../weights/locate.ts";
 import { WeightStore } from "../../weights/store.ts";
 import { roundToF16 } from "../../util/f16.ts";
+import { halfRows, mergeHalves } from "./cfg_halves.ts";
 
 /** Where the UNets come from: Hallo's `pretrained_models/` layout (net.pth + SD-1.5 unet config). */
 export interface UNetSources {
@@ -214,11 +215,8 @@ export interface NoiseInputs {
   bank: Bank;
 }
 
-/** One denoising UNet call: returns `noise_pred` (batch, 4, frames, h, w) and any probe outputs. */
-export async function predictNoise(
-  model: DenoisingUNet,
-  x: NoiseInputs,
-): Promise<{ noisePred: F32Tensor; probes: Record<string, Tensor> }> {
+/** The graph feeds of one denoising UNet call. */
+function noiseFeeds(model: DenoisingUNet, x: NoiseInputs): Record<string, Tensor> {
   const feeds: Record<string, Tensor> = {
     sample: x.sample,
     timestep: f32([1], Float32Array.from([x.timestep])),
@@ -243,8 +241,49 @@ export async function predictNoise(
     }
     feeds[names[i]] = e.data;
   });
-  const out = await model.session.run(feeds);
+  return feeds;
+}
+
+/**
+ * The inputs of CFG half `half` (0 uncond, 1 cond) of a batch-2 call: every input with a CFG batch axis (the
+ * latents, context, audio tokens, face features, the masks' (b*F) rows) cut to that half; the timestep, motion
+ * scale and bank (both copies: the half graph picks from them as the batch-2 graph does) are shared.
+ */
+export function cfgHalfInputs(x: NoiseInputs, half: 0 | 1): NoiseInputs {
+  const masks = (m: F32Tensor[]) => m.map((t) => halfRows(t, half));
+  return {
+    ...x,
+    sample: halfRows(x.sample, half),
+    encoderHiddenStates: halfRows(x.encoderHiddenStates, half),
+    audioEmbedding: halfRows(x.audioEmbedding, half),
+    maskCondFea: halfRows(x.maskCondFea, half),
+    fullMask: masks(x.fullMask),
+    faceMask: masks(x.faceMask),
+    lipMask: masks(x.lipMask),
+  };
+}
+
+function splitOutputs(out: Record<string, Tensor>): { noisePred: F32Tensor; probes: Record<string, Tensor> } {
   const probes: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(out)) if (k !== "noise_pred") probes[k] = v;
   return { noisePred: out.noise_pred as F32Tensor, probes };
+}
+
+/**
+ * One denoising UNet call: returns `noise_pred` (batch, 4, frames, h, w) and any probe outputs. A UNet loaded
+ * with `cfgHalves` takes the same batch-2 inputs and runs them one CFG half at a time (uncond, then cond),
+ * handing back what the batch-2 graph would (cfg_halves.ts).
+ */
+export async function predictNoise(
+  model: DenoisingUNet,
+  x: NoiseInputs,
+): Promise<{ noisePred: F32Tensor; probes: Record<string, Tensor> }> {
+  if (!model.shape.cfgHalves) return splitOutputs(await model.session.run(noiseFeeds(model, x)));
+  const run = (half: 0 | 1) =>
+    model.session.run({
+      ...noiseFeeds(model, cfgHalfInputs(x, half)),
+      cfg_half: { dtype: "int64", shape: [1], data: BigInt64Array.of(BigInt(half)) },
+    });
+  const out = mergeHalves(model.config, await run(0), await run(1));
+  return splitOutputs(out);
 }
