@@ -17,13 +17,7 @@ import {
   type NetworkFigure,
   readFigures,
 } from "../src/stages/generate/cost.ts";
-import {
-  buildCostNetwork,
-  costInputDims,
-  type CostNetwork,
-  fullSizeConfigs,
-} from "../src/stages/generate/cost_networks.ts";
-import { graphCost } from "../src/onnx/flops.ts";
+import { type CostNetwork, fullSizeConfigs, networkCosts } from "../src/stages/generate/cost_networks.ts";
 import { table } from "./util.ts";
 
 export const ROOFLINE_ROWS = ["peak", "unet32", "unet64", "vae512"] as const;
@@ -96,8 +90,13 @@ async function runForward(f: Forward): Promise<{ result?: Record<string, unknown
 /** Counted memory of one forward in a process of its own, to skip what cannot fit before trying. */
 function predictedBytes(f: Forward): number {
   const c = fullSizeConfigs();
-  const geo = { size: f.size, frames: f.frames, guidance: !f.halves };
-  const cost = graphCost(buildCostNetwork(f.network, geo, c), costInputDims(f.network, geo, c));
+  const geo = {
+    size: f.size,
+    frames: f.frames,
+    guidance: true,
+    ...(f.halves ? { cfgBatch: "halves" as const } : {}),
+  };
+  const cost = networkCosts(geo, c)[f.network];
   return cost.weightBytes + cost.activationPeakBytes;
 }
 

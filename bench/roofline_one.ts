@@ -4,8 +4,8 @@
  * forward, then the measured one (both profiled; the last is used). Prints one JSON line.
  * Usage: deno run -A bench/roofline_one.ts <reference_unet|denoising_unet|vae_decoder> <size px> <frames>
  *        [nocfg|halves]
- * `halves`: the CFG pair as two runs of the batch-1 graph (the memory-bounded form at 512x512): one forward is
- * both runs, its FLOPs twice the graph's.
+ * `halves`: the CFG pair as the two runs of the `cfgBatch: "halves"` graph (cfg_half 0, then 1; the
+ * memory-bounded form at 512x512): one forward is both runs, its FLOPs the sum of both.
  * BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there.
  */
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import {
   costInputDims,
   type CostNetwork,
   fullSizeConfigs,
+  networkCosts,
   type RunGeometry,
 } from "../src/stages/generate/cost_networks.ts";
 import type { Tensor } from "../src/tensor.ts";
@@ -30,7 +31,8 @@ const halves = cfgArg === "halves";
 const geo: RunGeometry = {
   size: Number(sizeArg),
   frames: Number(framesArg),
-  guidance: cfgArg !== "nocfg" && !halves,
+  guidance: cfgArg !== "nocfg",
+  ...(halves ? { cfgBatch: "halves" as const } : {}),
 };
 /** Graph runs per forward. */
 const runs = halves ? 2 : 1;
@@ -51,7 +53,7 @@ const rec = network === "vae_decoder"
   : new LayoutRecorder();
 const counted = buildCostNetwork(network, geo, configs, rec);
 const inputDims = costInputDims(network, geo, configs);
-const cost = graphCost(counted, inputDims);
+const cost = halves ? networkCosts(geo, configs)[network] : graphCost(counted, inputDims);
 const keep = Deno.env.get("BENCH_KEEP");
 const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-roofline-" });
 const profDir = await Deno.makeTempDir({ prefix: "hallo-profile-" });
@@ -74,7 +76,10 @@ try {
     feeds[i.name] = fill(inputDims[i.name] ?? (i.dims as number[]), i.name, i.elemType);
   }
   const forward = async () => {
-    for (let i = 0; i < runs; i++) await session.run(feeds);
+    for (let h = 0; h < runs; h++) {
+      if (halves) feeds.cfg_half = { dtype: "int64", shape: [1], data: BigInt64Array.of(BigInt(h)) };
+      await session.run(feeds);
+    }
   };
   const [, first_s] = await timed(forward);
   const [, forward_s] = await timed(forward);
@@ -89,10 +94,9 @@ try {
   console.log(JSON.stringify({
     network,
     ...geo,
-    guidance: geo.guidance || halves,
     cfg_batch: halves ? "halves" : "joint",
-    flops: Object.fromEntries(Object.entries(cost.flops).map(([c, v]) => [c, v * runs])),
-    total_flops: cost.totalFlops * runs,
+    flops: cost.flops,
+    total_flops: cost.totalFlops,
     weight_bytes: cost.weightBytes,
     activation_peak_bytes: cost.activationPeakBytes,
     attention_scores_bytes: cost.attentionScoresBytes,

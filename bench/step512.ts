@@ -10,7 +10,7 @@
  *        deno run -A bench/step512.ts --self-check [--latent 32] [--frames 8]
  * `--self-check` runs the denoising UNet on the same weights and inputs twice, as the joint batch-2 graph and
  * in CFG halves, prints the relative L2 difference of their noise_pred and exits 1 above 1e-5.
- * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=1 keeps weights memory-mapped;
+ * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=0 pre-packs the weights (default: in place, as the pipeline loads them);
  * BENCH_ARENA=0 turns off ORT's CPU arena.
  */
 import { join } from "node:path";
@@ -36,7 +36,7 @@ const latent = flag("--latent", selfCheck ? 32 : 64);
 const frames = flag("--frames", selfCheck ? 8 : 16);
 const chunkBytes = args.includes("--chunk-bytes") ? flag("--chunk-bytes", 0) : undefined;
 const motion = 2, batch = 2, ctxTokens = 4, audioTokens = 32;
-const mmapWeights = Deno.env.get("BENCH_MMAP") === "1";
+const mmapWeights = Deno.env.get("BENCH_MMAP") !== "0";
 const cpuArena = Deno.env.get("BENCH_ARENA") !== "0";
 const cfg = parseUNetConfig(structuredClone(SD15_UNET_CONFIG) as Record<string, unknown>);
 
