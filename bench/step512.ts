@@ -10,8 +10,8 @@
  *        deno run -A bench/step512.ts --self-check [--latent 32] [--frames 8]
  * `--self-check` runs the denoising UNet on the same weights and inputs twice, as the joint batch-2 graph and
  * in CFG halves, prints the relative L2 difference of their noise_pred and exits 1 above 1e-5.
- * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=0 pre-packs the weights (default: in place, as the pipeline loads them);
- * BENCH_ARENA=0 turns off ORT's CPU arena.
+ * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=0 pre-packs the weights (default:
+ * in place, as the pipeline loads them); BENCH_ARENA=0 turns off ORT's CPU arena.
  */
 import { join } from "node:path";
 import { loadavg } from "node:os";
