@@ -69,7 +69,12 @@ try {
   }
   const g = buildCostNetwork(network, geo, configs, WeightStore.open(file));
   const [session, session_s] = await timed(() =>
-    Session.create(g.encode(dir), dir, { threads: 2, mmapWeights: true, profilePrefix: join(profDir, "ort") })
+    Session.create(g.encode(dir), dir, {
+      threads: 2,
+      mmapWeights: true,
+      cpuArena: !halves,
+      profilePrefix: join(profDir, "ort"),
+    })
   );
   const feeds: Record<string, Tensor> = {};
   for (const i of g.inputs) {

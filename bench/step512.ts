@@ -11,7 +11,8 @@
  * `--self-check` runs the denoising UNet on the same weights and inputs twice, as the joint batch-2 graph and
  * in CFG halves, prints the relative L2 difference of their noise_pred and exits 1 above 1e-5.
  * BENCH_KEEP=DIR keeps (and reuses) the random checkpoints there; BENCH_MMAP=0 pre-packs the weights (default:
- * in place, as the pipeline loads them); BENCH_ARENA=0 turns off ORT's CPU arena.
+ * in place, as the pipeline loads them); BENCH_ARENA=1|0 forces ORT's CPU arena on or off (default: off for the
+ * halves graph, on otherwise, as loadHalloModels does).
  */
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -37,7 +38,8 @@ const frames = flag("--frames", selfCheck ? 8 : 16);
 const chunkBytes = args.includes("--chunk-bytes") ? flag("--chunk-bytes", 0) : undefined;
 const motion = 2, batch = 2, ctxTokens = 4, audioTokens = 32;
 const mmapWeights = Deno.env.get("BENCH_MMAP") !== "0";
-const cpuArena = Deno.env.get("BENCH_ARENA") !== "0";
+// off for the halves graph, as loadHalloModels loads it; BENCH_ARENA=1 or 0 forces it
+const arenaEnv = Deno.env.get("BENCH_ARENA");
 const cfg = parseUNetConfig(structuredClone(SD15_UNET_CONFIG) as Record<string, unknown>);
 
 function randn(shape: readonly number[], seed = 1): Tensor {
@@ -119,7 +121,11 @@ async function forward(
 ) {
   const [bytes, build_s] = await timed(() => g.encode(dir));
   const [session, session_s] = await timed(() =>
-    Session.create(bytes, dir, { threads: 2, mmapWeights, cpuArena })
+    Session.create(bytes, dir, {
+      threads: 2,
+      mmapWeights,
+      cpuArena: arenaEnv === undefined ? !halves : arenaEnv !== "0",
+    })
   );
   try {
     if (!halves) {
@@ -228,6 +234,7 @@ try {
       denoising_session_s: den.session_s,
       chunk_bytes: chunkBytes ?? "default",
       mmap: mmapWeights,
+      cpu_arena: arenaEnv === undefined ? false : arenaEnv !== "0",
       finite: pred.every(Number.isFinite),
       load_before: load,
       load_after: loadavg(),

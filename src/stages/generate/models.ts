@@ -162,7 +162,9 @@ export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}):
     audioTokens: audioProj.config.context_tokens,
     motionFrames: M,
     ...(halves ? { cfgHalves: true } : {}),
-  }, { ...session, probes: o.probes });
+    // Halves is the memory-bounded form, and the halves graph's key length is known only at run time: ORT's
+    // arena then keeps its power-of-two growth (a 512x512 step peaked at 19.0 GiB with it, 13.0 GiB without).
+  }, { ...session, probes: o.probes, ...(halves ? { cpuArena: false } : {}) });
   const t = (x: { timings: { build_s: number; session_s: number } }) => ({
     build_s: x.timings.build_s,
     session_s: x.timings.session_s,

@@ -30,6 +30,8 @@ export interface NetworkOptions {
   dtype?: GraphDType;
   /** On a GPU device, a compute node placed on the CPU fails the load (default: a warning naming it). */
   strictDevice?: boolean;
+  /** ORT's CPU memory arena (default on; see `SessionOptions.cpuArena`). */
+  cpuArena?: boolean;
 }
 
 /** One built network with its open session. */
@@ -73,6 +75,7 @@ export async function openNetwork(
     device: opts.device,
     threads: opts.threads,
     mmapWeights: opts.mmapWeights,
+    cpuArena: opts.cpuArena,
     name: network,
     graph,
     strictDevice: opts.strictDevice,

@@ -104,6 +104,7 @@ async function load<S>(
       device: o.device,
       threads: o.threads,
       mmapWeights: o.mmapWeights,
+      cpuArena: o.cpuArena,
       strictDevice: o.strictDevice,
       dtype: o.dtype,
       probes: probes.values,
