@@ -34,6 +34,9 @@ const geo: RunGeometry = {
   guidance: cfgArg !== "nocfg",
   ...(halves ? { cfgBatch: "halves" as const } : {}),
 };
+// ORT's profiler costs the 64x64 halves forward gigabytes (killed at 17.3 GB with it); BENCH_PROFILE=0 skips
+// it: the forward is timed whole and no time per op class is read.
+const profile = Deno.env.get("BENCH_PROFILE") !== "0";
 /** Graph runs per forward. */
 const runs = halves ? 2 : 1;
 const configs = fullSizeConfigs();
@@ -73,7 +76,7 @@ try {
       threads: 2,
       mmapWeights: true,
       cpuArena: !halves,
-      profilePrefix: join(profDir, "ort"),
+      ...(profile ? { profilePrefix: join(profDir, "ort") } : {}),
     })
   );
   const feeds: Record<string, Tensor> = {};
@@ -88,9 +91,9 @@ try {
   };
   const [, first_s] = await timed(forward);
   const [, forward_s] = await timed(forward);
-  session.endProfiling();
+  if (profile) session.endProfiling();
   await session.release();
-  const profiled = (await readProfile(profDir)).slice(-runs);
+  const profiled = profile ? (await readProfile(profDir)).slice(-runs) : [];
   const sum = (k: "byClass" | "byOp") => {
     const out: Record<string, number> = {};
     for (const r of profiled) for (const [c, v] of Object.entries(r[k])) out[c] = (out[c] ?? 0) + v;
@@ -108,7 +111,7 @@ try {
     session_s,
     first_s,
     forward_s,
-    profiled_s: profiled.reduce((a, r) => a + r.seconds, 0),
+    profiled_s: profile ? profiled.reduce((a, r) => a + r.seconds, 0) : null,
     class_s: sum("byClass"),
     op_s: sum("byOp"),
     peak_rss_mib: peakRssMiB(),
