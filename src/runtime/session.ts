@@ -4,7 +4,8 @@
  */
 import * as ort from "onnxruntime-node";
 import { type Device, DeviceError, deviceUnavailable, parseDevice } from "./device.ts";
-import { createThroughOptimizedCache } from "./optimized_cache.ts";
+import { createThroughOptimizedCache, MIN_EXTERNAL_BYTES } from "./optimized_cache.ts";
+import { externalData } from "../onnx/proto_read.ts";
 import {
   classifyPlacement,
   describeFallback,
@@ -23,7 +24,12 @@ export interface SessionOptions {
   device?: Device;
   /** Intra-op threads (default: ORT's choice, all cores). */
   threads?: number;
-  /** Keep weights memory-mapped instead of pre-packed copies (less memory, a little slower). */
+  /**
+   * Weights read in place from their file instead of pre-packed copies (less memory, a warm load in a fraction of
+   * a second). Default: in place for a graph that reads at least MIN_EXTERNAL_BYTES of external weights (the
+   * UNets, the VAE, wav2vec2 at full size), pre-packed below (small and tiny networks, whose numbers then stay
+   * those of every earlier release: MLAS rounds packed and unpacked products differently).
+   */
   mmapWeights?: boolean;
   /** Graph optimisation level (default "all"). */
   optimization?: "disabled" | "basic" | "extended" | "all";
@@ -105,6 +111,15 @@ async function blame(device: Device, e: unknown): Promise<unknown> {
   return (await probeProvider(device)).ok ? e : deviceUnavailable(device, e);
 }
 
+/** Bytes `model` reads from external data files (0 for bytes that do not parse: ORT reports those). */
+function externalBytes(model: Uint8Array): number {
+  try {
+    return externalData(model).bytes;
+  } catch {
+    return 0;
+  }
+}
+
 /** A loaded network: named tensors in, named tensors out. */
 export class Session {
   private constructor(
@@ -123,7 +138,8 @@ export class Session {
     const extra: Record<string, Record<string, string>> = {
       session: { model_external_initializers_file_folder_path: externalRoot },
     };
-    if (o.mmapWeights) extra.session.disable_prepacking = "1";
+    const inPlace = o.mmapWeights ?? externalBytes(model) >= MIN_EXTERNAL_BYTES;
+    if (inPlace) extra.session.disable_prepacking = "1";
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: [device === "cpu" ? "cpu" : device],
       graphOptimizationLevel: o.optimization ?? "all",
@@ -143,7 +159,7 @@ export class Session {
     }
     if (device === "cpu") {
       // a network loaded before on this machine skips ORT's graph optimisation (see optimized_cache.ts)
-      const target = { device, level: o.optimization ?? "all", prepack: !o.mmapWeights };
+      const target = { device, level: o.optimization ?? "all", prepack: !inPlace };
       const cached = await createThroughOptimizedCache(model, externalRoot, opts, target);
       return new Session(cached ?? await ort.InferenceSession.create(model, opts), device);
     }

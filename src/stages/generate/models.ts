@@ -47,9 +47,10 @@ export interface ModelOptions {
   device?: Device;
   threads?: number;
   /**
-   * Weights read in place from the (cached, optimised) data file instead of pre-packed copies (default true).
-   * At Hallo's sizes every MatMul has thousands of rows, so packing B on the fly costs little, while pre-packed
-   * copies double the weights in memory and make a warm load seconds instead of a fraction of one.
+   * Weights read in place from the (cached, optimised) data file instead of pre-packed copies (default: in place
+   * for the large networks, see `SessionOptions.mmapWeights`). At Hallo's sizes every MatMul has thousands of
+   * rows, so packing on the fly costs little, while pre-packed copies double the weights in memory and make a
+   * warm load seconds instead of a fraction of one.
    */
   mmapWeights?: boolean;
   dtype?: "float32" | "float16";
@@ -132,7 +133,7 @@ export async function loadHalloModels(weightsDir: string, o: ModelOptions = {}):
   const session = {
     device: o.device,
     threads: o.threads,
-    mmapWeights: o.mmapWeights ?? true,
+    mmapWeights: o.mmapWeights,
     dtype: o.dtype,
     strictDevice: o.strictDevice,
   };
