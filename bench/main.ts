@@ -267,7 +267,8 @@ async function onDevice(device: string): Promise<boolean> {
       j.forward_s,
       j.forward2_s,
       j.cpu_forward_s,
-      j.rel_l2_max,
+      // exponent form: the table's 3 decimals would print every passing value as 0.000
+      (j.rel_l2_max as number).toExponential(2),
       pass ? "pass" : "FAIL",
       share,
     ]);
