@@ -13,19 +13,11 @@ import type { Device } from "../src/runtime/device.ts";
 import { Session } from "../src/runtime/session.ts";
 import { toOrt } from "../src/runtime/tensors.ts";
 import type { Tensor } from "../src/tensor.ts";
+import { compare } from "../src/parity/compare.ts";
 import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { Spec } from "./network_one.ts";
 import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 /** `y_i = x_i * 1` for float32 tensors of the given shapes: the smallest graph that moves them. */
 function passGraph(shapes: Record<string, readonly number[]>): Graph {
@@ -107,7 +99,7 @@ export async function benchDevice(network: string, size: string, device: Device,
     await session.release();
     const rel: Record<string, number> = {};
     for (const [k, v] of Object.entries(ref)) {
-      rel[k] = relL2(out[k].data as Float32Array, v.data as Float32Array);
+      rel[k] = compare(out[k].data as Float32Array, v.data as Float32Array, k).rel_l2;
     }
     const worst = Math.max(...Object.values(rel));
 

@@ -17,7 +17,7 @@ import {
   type NetworkFigure,
   readFigures,
 } from "../src/stages/generate/cost.ts";
-import { type CostNetwork, fullSizeConfigs, networkCosts } from "../src/stages/generate/cost_networks.ts";
+import { type CostNetwork, fullSizeConfigs, networkCost } from "../src/stages/generate/cost_networks.ts";
 import { table } from "./util.ts";
 
 export const ROOFLINE_ROWS = ["peak", "unet32", "unet64", "vae512"] as const;
@@ -98,7 +98,7 @@ function predictedBytes(f: Forward): number {
     guidance: true,
     ...(f.halves ? { cfgBatch: "halves" as const } : {}),
   };
-  const cost = networkCosts(geo, c)[f.network];
+  const cost = networkCost(f.network, geo, c);
   return cost.weightBytes + cost.activationPeakBytes;
 }
 

@@ -9,7 +9,6 @@
  * BENCH_KEEP=DIR keeps (and reuses) the random checkpoint there.
  */
 import { join } from "node:path";
-import { graphCost } from "../src/onnx/flops.ts";
 import { DataType } from "../src/onnx/proto.ts";
 import { readProfile } from "../src/runtime/profile.ts";
 import { Session } from "../src/runtime/session.ts";
@@ -18,7 +17,7 @@ import {
   costInputDims,
   type CostNetwork,
   fullSizeConfigs,
-  networkCosts,
+  networkCost,
   type RunGeometry,
 } from "../src/stages/generate/cost_networks.ts";
 import type { Tensor } from "../src/tensor.ts";
@@ -54,9 +53,9 @@ function fill(dims: number[], name: string, elemType: number): Tensor {
 const rec = network === "vae_decoder"
   ? new LayoutRecorder((k) => k.endsWith(".query.weight"))
   : new LayoutRecorder();
-const counted = buildCostNetwork(network, geo, configs, rec);
+// built over `rec`, which records the keys the random checkpoint needs
+const cost = networkCost(network, geo, configs, rec);
 const inputDims = costInputDims(network, geo, configs);
-const cost = halves ? networkCosts(geo, configs)[network] : graphCost(counted, inputDims);
 const keep = Deno.env.get("BENCH_KEEP");
 const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-roofline-" });
 const profDir = await Deno.makeTempDir({ prefix: "hallo-profile-" });

@@ -25,8 +25,9 @@ import type { BuildOptions } from "../src/models/unet_parts.ts";
 import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
-import { f32, type F32Tensor, type Tensor } from "../src/tensor.ts";
-import { halfRows } from "../src/stages/networks/cfg_halves.ts";
+import type { F32Tensor, Tensor } from "../src/tensor.ts";
+import { halfRows, mergeHalves } from "../src/stages/networks/cfg_halves.ts";
+import { compare } from "../src/parity/compare.ts";
 import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
 
 const args = Deno.args;
@@ -134,15 +135,9 @@ async function forward(
     }
     const all = feeds(g);
     const [u, forward_u] = await timed(() => session.run(halfFeeds(all, 0)));
-    const pu = u.noise_pred as F32Tensor;
     const [c, forward_c] = await timed(() => session.run(halfFeeds(all, 1)));
-    const pc = c.noise_pred as F32Tensor;
-    const data = new Float32Array(pu.data.length + pc.data.length);
-    data.set(pu.data, 0);
-    data.set(pc.data, pu.data.length);
-    const noise_pred = f32([2, ...pu.shape.slice(1)], data);
     return {
-      out: { noise_pred } as Record<string, Tensor>,
+      out: mergeHalves(cfg, u, c),
       build_s,
       session_s,
       forward_s: [forward_u, forward_c],
@@ -181,12 +176,7 @@ try {
     // Today's forward (the joint batch-2 graph) against the memory-bounded one (CFG halves).
     const whole = await runDen(false);
     const halves = await runDen(true);
-    let num = 0, den = 0;
-    for (let i = 0; i < whole.pred.length; i++) {
-      num += (halves.pred[i] - whole.pred[i]) ** 2;
-      den += whole.pred[i] ** 2;
-    }
-    const rel = Math.sqrt(num / den);
+    const rel = compare(halves.pred, whole.pred, "noise_pred").rel_l2;
     console.log(JSON.stringify({
       bench: "step512-self-check",
       compares: "denoising UNet noise_pred: CFG halves vs the joint batch-2 graph",

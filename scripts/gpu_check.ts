@@ -49,6 +49,7 @@ import { TINY_UNET_CONFIG, TINY_UNET_KWARGS, TINY_VAE_CONFIG } from "../src/tiny
 import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { Tensor } from "../src/tensor.ts";
+import { compare } from "../src/parity/compare.ts";
 import { writeRandomSafetensors } from "../bench/util.ts";
 
 /** Sizes of one check: the timing geometry and the smaller parity geometry. */
@@ -163,15 +164,6 @@ function network(net: Net, o: CheckOptions, latent: number, frames: number) {
   return { build, feeds };
 }
 
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
 /** The random checkpoint of `net` in `o.work` (written once, reused by later calls on a warm machine). */
 async function checkpoint(net: Net, o: CheckOptions): Promise<string> {
   const file = join(o.work, `${net}-${o.tiny ? "tiny" : "full"}.safetensors`);
@@ -268,7 +260,9 @@ export async function gpuCheck(o: CheckOptions): Promise<CheckResult> {
       const got = await dev.session.run(cpu.feeds);
       await dev.session.release();
       const parity = Math.max(
-        ...Object.keys(ref).map((k) => relL2(got[k].data as Float32Array, ref[k].data as Float32Array)),
+        ...Object.keys(ref).map((k) =>
+          compare(got[k].data as Float32Array, ref[k].data as Float32Array, k).rel_l2
+        ),
       );
       // speed at the timing size
       const big = await open(net, o, files[net], o.device, dtype, o.latent, o.frames);

@@ -10,18 +10,14 @@ import type { SamplerStep } from "../src/sampling/sampler.ts";
 import type { Tensor } from "../src/tensor.ts";
 import { ActivationCache } from "../src/stages/inspect/cache.ts";
 import { tinyWeightsDir } from "./helpers/tiny_temp.ts";
+import { relL2 as relArrays } from "./helpers/tensors.ts";
 
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2.probs";
 const SELF = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.probs";
-/** Relative L2 of a against b. */
+/** Relative L2 of a against b, same shapes. */
 function relL2(a: Tensor, b: Tensor): number {
   assert.deepEqual(a.shape, b.shape);
-  let num = 0, den = 0;
-  for (let i = 0; i < b.data.length; i++) {
-    num += (Number(a.data[i]) - Number(b.data[i])) ** 2;
-    den += Number(b.data[i]) ** 2;
-  }
-  return Math.sqrt(num / den);
+  return relArrays(a.data as Float32Array, b.data as Float32Array);
 }
 
 async function load(cfgBatch: "joint" | "halves"): Promise<{ hallo: Hallo; clip: HalloClip }> {

@@ -118,27 +118,31 @@ export function buildCostNetwork(
 }
 
 /**
- * FLOPs, weight bytes and activation peak of one forward of each counted network at `geo`; the denoising
- * UNet's forward is a step's, so with CFG halves it is both half calls (their FLOPs summed, the larger peak).
+ * FLOPs, weight bytes and activation peak of one forward of `n` at `geo` (its graph built over `w`); the
+ * denoising UNet's forward is a step's, so with CFG halves it is both half calls (their FLOPs summed, the larger
+ * peak).
  */
-export function networkCosts(geo: RunGeometry, c: CostConfigs): Record<CostNetwork, GraphCost> {
-  const out = {} as Record<CostNetwork, GraphCost>;
-  for (const n of COST_NETWORKS) {
-    const g = buildCostNetwork(n, geo, c);
-    if (n !== "denoising_unet" || !(geo.guidance && geo.cfgBatch === "halves")) {
-      out[n] = graphCost(g, costInputDims(n, geo, c));
-      continue;
-    }
-    const [u, k] = [0, 1].map((h) => graphCost(g, costInputDims(n, geo, c), { cfg_half: [h] }));
-    const flops = { ...k.flops };
-    for (const o of Object.keys(flops) as (keyof typeof flops)[]) flops[o] += u.flops[o];
-    out[n] = {
-      ...k,
-      flops,
-      totalFlops: u.totalFlops + k.totalFlops,
-      activationPeakBytes: Math.max(u.activationPeakBytes, k.activationPeakBytes),
-      attentionScoresBytes: Math.max(u.attentionScoresBytes, k.attentionScoresBytes),
-    };
+export function networkCost(n: CostNetwork, geo: RunGeometry, c: CostConfigs, w?: WeightSource): GraphCost {
+  const g = buildCostNetwork(n, geo, c, w);
+  if (n !== "denoising_unet" || !(geo.guidance && geo.cfgBatch === "halves")) {
+    return graphCost(g, costInputDims(n, geo, c));
   }
-  return out;
+  const [u, k] = [0, 1].map((h) => graphCost(g, costInputDims(n, geo, c), { cfg_half: [h] }));
+  const flops = { ...k.flops };
+  for (const o of Object.keys(flops) as (keyof typeof flops)[]) flops[o] += u.flops[o];
+  return {
+    ...k,
+    flops,
+    totalFlops: u.totalFlops + k.totalFlops,
+    activationPeakBytes: Math.max(u.activationPeakBytes, k.activationPeakBytes),
+    attentionScoresBytes: Math.max(u.attentionScoresBytes, k.attentionScoresBytes),
+  };
+}
+
+/** `networkCost` of each counted network at `geo`. */
+export function networkCosts(geo: RunGeometry, c: CostConfigs): Record<CostNetwork, GraphCost> {
+  return Object.fromEntries(COST_NETWORKS.map((n) => [n, networkCost(n, geo, c)])) as Record<
+    CostNetwork,
+    GraphCost
+  >;
 }
