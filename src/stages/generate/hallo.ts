@@ -417,6 +417,8 @@ export class Hallo {
     const inspecting = o.cache || interventions.length;
     const res = await renderVideo(this.models, prepared, settings, {
       ...o,
+      // the run's identity names the precision the networks were loaded with, whatever `o` says
+      dtype: this.o.dtype ?? "float32",
       record: {
         weightsDir: this.weightsDir,
         ...o.record,
