@@ -1,6 +1,6 @@
 /**
  * fp16 graphs: the tiny ImageProj / FaceLocator / reference UNet in fp16 match their fp32 graphs within fp16
- * tolerance on CPU; the fp16 weights cache is written once beside a writable checkpoint (in the user cache
+ * tolerance on CPU; fp16 computes in float16 on CUDA and in float32 over the fp16 weights elsewhere; the fp16 weights cache is written once beside a writable checkpoint (in the user cache
  * for read-only ones), reused, and rewritten only when the source or the cache file changes. Every
  * checkpoint these tests load is a copy in a temp folder they made; no test relies on the permissions of
  * a folder it did not create.
@@ -107,7 +107,7 @@ Deno.test("fp16 ImageProj and FaceLocator match fp32 within 5e-3 on CPU; fp16 we
   });
 });
 
-Deno.test("the fp16 graph binds F16 initializers from the cache directly, with a float32 interface", async () => {
+Deno.test("fp16 on CUDA binds the F16 initializers directly and computes in float16 behind a float32 interface", async () => {
   await withCaches(() => {
     const store = WeightStore.open(NET);
     const cfg = configs().image_proj as never;
@@ -115,12 +115,11 @@ Deno.test("the fp16 graph binds F16 initializers from the cache directly, with a
       "image_proj",
       "float16",
       (w = store, dtype) => buildImageProj(w, cfg, { dtype }),
-      {
-        weights: store,
-        files: [NET],
-      },
+      { weights: store, files: [NET], device: "cuda" },
     );
     const g = built.graph;
+    assert.equal(g.dtype, "float16");
+    assert.equal(built.compute, "float16");
     const bound = g.boundKeys();
     assert.equal(bound.length, 4);
     for (const b of bound) {
@@ -143,43 +142,46 @@ Deno.test("the fp16 graph binds F16 initializers from the cache directly, with a
   });
 });
 
-Deno.test("fp16 UNets on WebGPU compute in float32 over the same F16 weights; on the CPU in float16", async () => {
-  assert.equal(computeDType("denoising_unet", "float16", "webgpu"), "float32");
-  assert.equal(computeDType("denoising_unet", "float16", "cuda"), "float16");
-  assert.equal(computeDType("denoising_unet", "float32", "webgpu"), "float32");
-  assert.equal(computeDType("image_proj", "float16", "webgpu"), "float16");
+Deno.test("fp16 on the CPU and WebGPU computes in float32 over the same F16 weights, rounding inputs and outputs", async () => {
+  assert.equal(computeDType("float16", "cpu"), "float32");
+  assert.equal(computeDType("float16", "webgpu"), "float32");
+  assert.equal(computeDType("float16", undefined), "float32");
+  assert.equal(computeDType("float16", "cuda"), "float16");
+  assert.equal(computeDType("float32", "cuda"), "float32");
   await withCaches(() => {
     const store = WeightStore.open(NET);
     const unetDir = tinyModel("stable-diffusion-v1-5", "unet");
     const cfg = parseUNetConfig(JSON.parse(Deno.readTextFileSync(join(unetDir, "config.json"))));
     const shape = { batch: 2, contextBatch: 2, contextTokens: 4, height: 8, width: 8 };
-    const build = (device: "cpu" | "webgpu") =>
+    const build = (device: "cpu" | "webgpu" | "cuda") =>
       buildForDtype(
         "reference_unet",
         "float16",
         (w = store, dtype) => buildReferenceUNet(cfg, w, shape, { dtype }),
         { weights: store, files: [NET], device },
       );
-    const cpu = build("cpu");
-    const gpu = build("webgpu");
-    assert.equal(cpu.graph.dtype, "float16");
-    assert.equal(gpu.graph.dtype, "float32");
-    assert.equal(gpu.compute, "float32");
-    // the same f16 weights, from the same cache file, bound by both
-    assert.deepEqual(gpu.files, cpu.files);
-    const bound = gpu.graph.boundKeys();
-    assert.deepEqual(bound.map((b) => b.key), cpu.graph.boundKeys().map((b) => b.key));
-    assert.ok(bound.every((b) => b.ref.dtype === "F16" && b.ref.file === gpu.fp16?.file));
-    // every weight is cast to float32 in the WebGPU graph, and nothing is cast to float16
-    const castTo = (to: number) =>
-      new Set(
-        gpu.graph.nodes.filter((n) => n.opType === "Cast" && n.attrs?.to?.v === to).flatMap((n) => n.inputs),
-      );
-    assert.ok(bound.every((b) => castTo(DataType.FLOAT).has(b.key)));
-    assert.equal(castTo(DataType.FLOAT16).size, 0);
-    assert.ok(
-      !cpu.graph.nodes.some((n) => n.opType === "Cast" && bound.some((b) => n.inputs.includes(b.key))),
-    );
+    const cuda = build("cuda");
+    assert.equal(cuda.graph.dtype, "float16");
+    for (const device of ["cpu", "webgpu"] as const) {
+      const built = build(device);
+      assert.equal(built.graph.dtype, "float32", device);
+      assert.equal(built.compute, "float32", device);
+      // the same f16 weights, from the same cache file, as the float16 graph
+      assert.deepEqual(built.files, cuda.files);
+      const bound = built.graph.boundKeys();
+      assert.deepEqual(bound.map((b) => b.key), cuda.graph.boundKeys().map((b) => b.key));
+      assert.ok(bound.every((b) => b.ref.dtype === "F16" && b.ref.file === built.fp16?.file));
+      const castsTo = (to: number) =>
+        built.graph.nodes.filter((n) => n.opType === "Cast" && n.attrs?.to?.v === to).flatMap((n) =>
+          n.inputs
+        );
+      // every weight is cast to float32 in-graph ...
+      const toF32 = new Set(castsTo(DataType.FLOAT));
+      assert.ok(bound.every((b) => toF32.has(b.key)), device);
+      // ... and values are rounded to float16 only at the float inputs and outputs
+      const floatInputs = built.graph.inputs.filter((i) => i.elemType === DataType.FLOAT).length;
+      assert.equal(castsTo(DataType.FLOAT16).length, floatInputs + built.graph.outputs.length, device);
+    }
   });
 });
 

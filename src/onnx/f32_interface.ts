@@ -1,7 +1,9 @@
 /**
- * A float32 interface for fp16 graphs. Stage functions feed and read float32 tensors whatever the precision
- * of the network, so an fp16 graph takes float32 inputs and gives float32 outputs: Casts at the inputs and
- * outputs inside the graph, where they cost a fraction of one layer, instead of conversions in every stage.
+ * The float32 interface of fp16 networks. Stage functions feed and read float32 tensors whatever the precision
+ * of the network, so an fp16 network takes float32 inputs and gives float32 outputs, with the conversions
+ * inside the graph, where they cost a fraction of one layer, instead of in every stage. A float16 graph (CUDA)
+ * gets Casts at its inputs and outputs (`f32Interface`); a float32 graph over fp16 weights (CPU, WebGPU)
+ * rounds its inputs and outputs to fp16 (`fp16Rounding`), so that both exchange fp16 values.
  */
 import type { Graph, Value } from "./graph.ts";
 import { DataType } from "./proto.ts";
@@ -68,5 +70,63 @@ export function f32Interface(g: Graph, probes: readonly Value[] = []): Graph {
     });
     g.outputs[i] = { ...output, elemType: DataType.FLOAT };
   });
+  return g;
+}
+
+function cast(name: string, input: Value, output: Value, to: number): Graph["nodes"][number] {
+  return { opType: "Cast", name, inputs: [input], outputs: [output], attrs: { to: { kind: "int", v: to } } };
+}
+
+/**
+ * Rewrites the float32 graph `g` of an fp16 network in place so that it exchanges fp16 values: every float
+ * input is rounded to fp16 before any node reads it, every float output is rounded to fp16 (a Cast to float16
+ * and back), and nothing in between. Probes are left as computed: they show the values the network used.
+ * This is how fp16 networks run on the CPU and WebGPU (`computeDType`): fp16 weights and fp16 values between
+ * networks, float32 arithmetic. Returns `g`.
+ */
+export function fp16Rounding(g: Graph): Graph {
+  if (g.floatType !== DataType.FLOAT) {
+    throw new Error(`fp16Rounding: graph '${g.name}' computes in float16, not float32 (see f32Interface)`);
+  }
+  const head: typeof g.nodes = [];
+  const inputNames = new Set(g.inputs.map((i) => i.name));
+  for (const input of g.inputs) {
+    if (input.elemType !== DataType.FLOAT) continue;
+    const half = g.fresh(`${input.name}:f16`);
+    const rounded = g.fresh(`${input.name}:rounded`);
+    for (let n = 0; n < g.nodes.length; n++) {
+      const node = g.nodes[n];
+      if (node.inputs.includes(input.name)) {
+        g.nodes[n] = { ...node, inputs: renamed(node.inputs, input.name, rounded) };
+      }
+    }
+    head.push(
+      cast(`${input.name}/fp16_rounding/Cast`, input.name, half, DataType.FLOAT16),
+      cast(`${input.name}/fp16_rounding/Cast_1`, half, rounded, DataType.FLOAT),
+    );
+  }
+  g.nodes.unshift(...head);
+
+  for (const output of g.outputs) {
+    // a graph input passed straight through is rounded already; an initializer output is left as it is
+    if (output.elemType !== DataType.FLOAT || inputNames.has(output.name)) continue;
+    if (!g.nodes.some((node) => node.outputs.includes(output.name))) continue;
+    const inner = g.fresh(`${output.name}:f32`);
+    for (let n = 0; n < g.nodes.length; n++) {
+      const node = g.nodes[n];
+      if (node.inputs.includes(output.name) || node.outputs.includes(output.name)) {
+        g.nodes[n] = {
+          ...node,
+          inputs: renamed(node.inputs, output.name, inner),
+          outputs: renamed(node.outputs, output.name, inner),
+        };
+      }
+    }
+    const half = g.fresh(`${output.name}:f16`);
+    g.nodes.push(
+      cast(`${output.name}/fp16_rounding/Cast`, inner, half, DataType.FLOAT16),
+      cast(`${output.name}/fp16_rounding/Cast_1`, half, output.name, DataType.FLOAT),
+    );
+  }
   return g;
 }

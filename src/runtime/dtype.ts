@@ -1,7 +1,8 @@
 /**
  * `--dtype fp32|fp16`: the precision of the compiled graphs. fp16 is what upstream runs on GPUs (every net
- * but wav2vec); on CPU it gains nothing (ORT runs most fp16 ops in fp32 behind Casts), so it is allowed there
- * (tests compare fp16 with fp32 on CPU) with one warning.
+ * but wav2vec): fp16 weights and fp16 values between networks. On CUDA the graphs compute in float16; on the CPU
+ * and WebGPU in float32 over the same fp16 weights (`computeDType`), so fp16 gains nothing on the CPU: it is
+ * allowed there (tests compare fp16 with fp32, and the CPU with WebGPU) with one warning.
  */
 import type { GraphDType } from "../onnx/graph.ts";
 import type { Device } from "./device.ts";
@@ -33,43 +34,25 @@ export function warnIfFp16OnCpu(dtype: GraphDType | undefined, device: Device | 
   if (dtype !== "float16" || (device ?? "cpu") !== "cpu" || warnedCpuFp16) return false;
   warnedCpuFp16 = true;
   console.warn(
-    "warning: fp16 graphs on CPU are slower than fp32 and less exact (ORT runs most fp16 ops in fp32 " +
-      "behind Casts); fp16 is meant for GPUs (--device cuda|webgpu)",
+    "warning: fp16 on CPU is no faster than fp32 and less exact (fp16 weights and values between networks, " +
+      "float32 arithmetic); fp16 is meant for GPUs (--device cuda)",
   );
   return true;
 }
 
 /**
- * The precision a network runs at on `device` when `dtype` is asked for. On WebGPU the VAE stays float32: ORT
- * 1.30's WebGPU convolutions accumulate in f16, which puts the fp16 VAE 5.4e-3 (encoder) and 8.6e-3 (decoder)
- * away from the CPU's fp16 VAE in relative L2 (tiny reference VAE, lavapipe), past the 5e-3 fp16 budget; the
- * VAE is a small share of a clip's work (one encode per video, one decode per clip). Elsewhere: `dtype`.
+ * The precision an fp16 network's graph computes in on `device`. On CUDA, float16: the speed and memory fp16 is
+ * for. On the CPU and WebGPU, float32 over the fp16 weights, with the network's inputs and outputs rounded to
+ * fp16 (`fp16Rounding`): the values exchanged between networks are fp16, the arithmetic is not.
+ *
+ * Why not float16 there: ORT 1.30's WebGPU Conv/Gemm/MatMul accumulate in f16 (the fp16 UNets were 1.3e-2 and
+ * 5.9e-2 from the CPU EP in relative L2 on lavapipe, the fp16 VAE 8.6e-3), and ORT's CPU EP has fp16 kernels
+ * only for data movement and LayerNormalization: it runs an fp16 graph in float32 and rounds to fp16 wherever
+ * its InsertCastTransformer meets one of those kernels. Those rounding points are an accident of ORT's kernel
+ * list that no other device reproduces, and the tiny UNets (whose middle block normalises groups of 2 values)
+ * amplify them: the CPU's and WebGPU's fp16 pipelines ended 8.6e-2 apart, as far as fp16 is from fp32. With
+ * the rounding defined by the graph instead, the two devices agree as closely as in fp32.
  */
-export function networkDType(
-  network: "vae" | "unet" | "other",
-  dtype: GraphDType | undefined,
-  device?: Device,
-): GraphDType | undefined {
-  if (network === "vae" && device === "webgpu") return "float32";
-  return dtype;
-}
-
-/** The networks whose fp16 weights are computed on in float32 under WebGPU (`computeDType`). */
-const WEBGPU_F32_COMPUTE = new Set(["reference_unet", "denoising_unet"]);
-
-/**
- * The precision a network's graph computes in when its weights are `dtype`. Elsewhere it is `dtype`; on WebGPU
- * the fp16 UNets compute in float32 over their fp16 weights (each weight cast to float32 in the graph). ORT
- * 1.30's WebGPU Conv/Gemm/MatMul accumulate in f16, and the tiny reference UNets are ill-conditioned (their
- * middle block normalises groups of 2 values at 1x1): against the CPU EP's fp16 graphs (which run most ops in
- * float32 behind Casts) the fp16 UNets were 1.3e-2 (reference) and 5.9e-2 (denoising, after CFG 3.5) away in
- * relative L2 on lavapipe. Computing only Conv/Gemm/MatMul in float32 (Casts around each) still left the
- * denoising UNet 3.2e-2 away, as every value rounded to f16 between ops is amplified there; float32 compute
- * over the same f16 weights gives 1.0e-3 and 3.7e-3. The fp16 weights cache is what is read from disk; ORT
- * folds the weight Casts at session creation (turning its constant folding off breaks its Reshape fusion on
- * the denoising UNet), so on the device the weights are float32 and fp16 saves no device memory there.
- */
-export function computeDType(network: string, dtype: GraphDType, device?: Device): GraphDType {
-  if (dtype === "float16" && device === "webgpu" && WEBGPU_F32_COMPUTE.has(network)) return "float32";
-  return dtype;
+export function computeDType(dtype: GraphDType, device?: Device): GraphDType {
+  return dtype === "float16" && device !== "cuda" ? "float32" : dtype;
 }

@@ -3,10 +3,11 @@
  * fp16 graphs are built twice: once over the checkpoints to learn which tensors they bind (milliseconds,
  * no weight is read), then over the fp16 weights cache of exactly those tensors (written on first use),
  * with a float32 interface so that stage functions never see fp16 tensors. The second build computes in
- * `computeDType` (float32 for the UNets on WebGPU, where it casts each f16 weight in-graph).
+ * `computeDType` (float32 on the CPU and WebGPU, where it casts each f16 weight in-graph and rounds its inputs
+ * and outputs to fp16).
  */
 import { type Graph, GraphBuildError, type GraphDType, type WeightSource } from "../onnx/graph.ts";
-import { f32Interface } from "../onnx/f32_interface.ts";
+import { f32Interface, fp16Rounding } from "../onnx/f32_interface.ts";
 import { buildFor } from "../onnx/layers.ts";
 import { fp16Weights } from "../weights/fp16_cache.ts";
 import type { Device } from "./device.ts";
@@ -24,7 +25,7 @@ export interface GraphForDtype {
   files: string[];
   /** For fp16: the cache file (undefined when none could be written) and whether this build wrote it. */
   fp16?: { file?: string; written: boolean };
-  /** The precision the graph computes in (`computeDType`): float32 for WebGPU's fp16 UNets. */
+  /** The precision the graph computes in (`computeDType`): float32 for fp16 on the CPU and WebGPU. */
   compute?: GraphDType;
 }
 
@@ -48,7 +49,7 @@ export function buildForDtype(
   const bound = build(o.weights, dtype).boundKeys();
   const w = fp16Weights(network, bound.map((b) => ({ ...b.ref, name: b.key })), o.weights);
   // The weights are fp16 either way; the graph computes in `compute` (float32 casts each weight in-graph).
-  const compute = computeDType(network, dtype, device);
+  const compute = computeDType(dtype, device);
   const graph = build(w.source, compute);
   if (graph.dtype !== compute) {
     throw new GraphBuildError(
@@ -60,7 +61,8 @@ export function buildForDtype(
   if (again.length !== keys.size || again.some((b) => !keys.has(b.key))) {
     throw new GraphBuildError(`${network}: the fp16 build bound other weights than the first build`);
   }
-  // Stage functions keep exchanging float32: the Casts live inside the graph.
-  f32Interface(graph, o.probes ?? []);
+  // Stage functions keep exchanging float32: the Casts (or the roundings) live inside the graph.
+  if (compute === "float32") fp16Rounding(graph);
+  else f32Interface(graph, o.probes ?? []);
   return { graph, files: w.files, fp16: { file: w.file, written: w.written }, compute };
 }

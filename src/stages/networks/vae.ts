@@ -16,7 +16,6 @@ import {
   type VaeConfig,
 } from "../../models/vae.ts";
 import type { AttentionForm } from "../../onnx/layers.ts";
-import { networkDType } from "../../runtime/dtype.ts";
 import type { Session } from "../../runtime/session.ts";
 import { f32, type F32Tensor, type Tensor } from "../../tensor.ts";
 import { WeightStore } from "../../weights/store.ts";
@@ -68,21 +67,20 @@ export async function loadVae(dir: string, opts: LoadVaeOptions = {}): Promise<V
   const file = findFile(dir, WEIGHT_FILES, "VAE weights");
   const store = WeightStore.open(file);
   const attention = opts.attention ?? "fused";
-  const dtype = networkDType("vae", opts.dtype, opts.device);
   const key = { config, attention };
   const enc = await openNetwork(
     "vae_encoder",
     key,
     [file],
     (w = store, dtype) => buildVaeEncoder(w, config, { attention, dtype }),
-    { ...opts, dtype, probes: opts.probes?.encoder, weights: store },
+    { ...opts, probes: opts.probes?.encoder, weights: store },
   );
   const dec = await openNetwork(
     "vae_decoder",
     key,
     [file],
     (w = store, dtype) => buildVaeDecoder(w, config, { attention, dtype }),
-    { ...opts, dtype, probes: opts.probes?.decoder, weights: store },
+    { ...opts, probes: opts.probes?.decoder, weights: store },
   );
   return {
     config,
