@@ -32,7 +32,8 @@ const USAGE = `usage: deno task hallo replay --run-dir D --clip C --step S --out
   --dtype fp32|fp16   (default: the run's)
   --threads N
   --tolerance X       largest accepted difference (default: 0 on the recording device and precision,
-                      else 1e-2 in fp32 and 1 in fp16 times the largest recorded magnitude)`;
+                      else 1e-2 at the recording's precision and 1 at another, times the largest
+                      recorded magnitude)`;
 
 export async function run(args: string[]): Promise<number> {
   let v;
