@@ -59,8 +59,7 @@ async function casesMatchCpu(dtype: GraphDType, tol: number): Promise<void> {
       });
       assert.deepEqual(Object.keys(gpu.outputs).sort(), Object.keys(cpu.outputs).sort(), c.name);
       let max = 0;
-      // the pipeline case's two guided DDIM steps compound differences: its own budget (1e-3) is the floor
-      const budget = Math.max(tol, c.tolerance);
+      const budget = c.name === "pipeline" ? Math.max(tol, c.tolerance) : tol;
       for (const [name, ref] of Object.entries(cpu.outputs)) {
         const e = relL2(data(gpu.outputs[name]), data(ref));
         assert.ok(e <= budget, `${c.name}/${name}: webgpu vs CPU relative L2 ${e} > ${budget}`);
@@ -73,7 +72,15 @@ async function casesMatchCpu(dtype: GraphDType, tol: number): Promise<void> {
   });
 }
 
-Deno.test("webgpu: every parity case matches the CPU EP within 1e-4 in fp32", async () => {
+/**
+ * The pipeline case keeps its own budget (1e-3, the one it has against upstream PyTorch): in fp32 WebGPU ends
+ * 2.8e-4 from the CPU on it, while each device is 1.5e-4 (CPU) and 1.7e-4 (WebGPU) from upstream. Not a kernel
+ * error: the tiny UNet's mid-block GroupNorm normalises groups of 2 values at 1x1, and there WebGPU's
+ * 1.5e-6 relative difference from the CPU at its input becomes 4.3e-4, while each device's GroupNorm is within
+ * 3e-6 of float64 on its own input (measured with probes on denoising_unet_read_nocfg). Its two guided DDIM
+ * steps then compound it. The single-network cases, both UNets included, are held to 1e-4.
+ */
+Deno.test("webgpu: every parity case matches the CPU EP within 1e-4 in fp32 (the 2-step pipeline 1e-3)", async () => {
   await casesMatchCpu("float32", 1e-4);
 });
 
