@@ -31,7 +31,8 @@
  * (scripts/gpu_check_upstream.py) over the same random checkpoints, timed with CUDA events.
  * `--device webgpu` needs the carried Vulkan loader and NVIDIA's ICD (VK_DRIVER_FILES); `--device cuda` needs
  * a CUDA provider for onnxruntime-node, which the H200's CUDA 13 libraries do not serve for ORT 1.30 (its
- * NuGet provider links CUDA 12): webgpu is the route that can run there.
+ * NuGet provider links CUDA 12): webgpu is the route that can run there. On webgpu, fp16 computes in float32
+ * over the fp16 weights (`computeDType`): its fp16 rows time float32 arithmetic, against upstream's true fp16.
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
