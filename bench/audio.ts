@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { peakRssMiB, table, timed, writeRandomSafetensors } from "./util.ts";
+import { ensureRandomCheckpoint, peakRssMiB, recordedKeys, table, timed } from "./util.ts";
 import { KIM_VOCAL_2_PARAMS, separateVocals } from "../src/stages/audio/mdx.ts";
 import { loadMdxSeparator } from "../src/stages/audio/separator_onnx.ts";
 import { separateVocalsToFiles } from "../src/stages/audio/separate_file.ts";
@@ -24,7 +24,6 @@ import { loadWav2Vec, wav2vecFeatures } from "../src/stages/networks/wav2vec.ts"
 import { runFfmpeg } from "../src/util/ffmpeg.ts";
 import { WAV2VEC2_BASE_CONFIG } from "../src/models/full_configs.ts";
 import { buildWav2Vec2, parseWav2Vec2Config } from "../src/models/wav2vec2.ts";
-import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { ensureTinyWeights } from "../src/tiny/random.ts";
 import { writeIdentityMdxModel } from "../tests/helpers/mdx_identity.ts";
 
@@ -109,10 +108,10 @@ async function fullSizeWav2vec(tmp: string, tiny: string): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(WAV2VEC2_BASE_CONFIG));
   await Deno.copyFile(join(tiny, W2V, "preprocessor_config.json"), join(dir, "preprocessor_config.json"));
-  const rec = new LayoutRecorder();
-  buildWav2Vec2(rec, parseWav2Vec2Config(structuredClone(WAV2VEC2_BASE_CONFIG)), { prefix: "wav2vec2." });
-  const keys = rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] }));
-  await writeRandomSafetensors(join(dir, "model.safetensors"), keys);
+  const keys = recordedKeys((w) =>
+    buildWav2Vec2(w, parseWav2Vec2Config(structuredClone(WAV2VEC2_BASE_CONFIG)), { prefix: "wav2vec2." })
+  );
+  await ensureRandomCheckpoint(join(dir, "model.safetensors"), keys);
   return dir;
 }
 

@@ -14,10 +14,9 @@ import { Session } from "../src/runtime/session.ts";
 import { toOrt } from "../src/runtime/tensors.ts";
 import type { Tensor } from "../src/tensor.ts";
 import { compare } from "../src/parity/compare.ts";
-import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { Spec } from "./network_one.ts";
-import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
+import { ensureRandomCheckpoint, paramCount, peakRssMiB, recordedKeys, timed } from "./util.ts";
 
 /** `y_i = x_i * 1` for float32 tensors of the given shapes: the smallest graph that moves them. */
 function passGraph(shapes: Record<string, readonly number[]>): Graph {
@@ -74,13 +73,9 @@ export async function benchDevice(network: string, size: string, device: Device,
   if (keep) await Deno.mkdir(keep, { recursive: true });
   try {
     const file = join(dir, `${network}-${size}.safetensors`);
-    const rec = new LayoutRecorder();
-    s.build(rec);
-    const keys = rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] }));
-    const params = keys.reduce((a, k) => a + k.shape.reduce((x, y) => x * y, 1), 0);
-    if (!(keep && await Deno.stat(file).then(() => true, () => false))) {
-      await writeRandomSafetensors(file, keys);
-    }
+    const keys = recordedKeys((w) => s.build(w));
+    const params = paramCount(keys);
+    await ensureRandomCheckpoint(file, keys);
     const feeds = s.feeds();
 
     const cpuBytes = buildFor("cpu", () => s.build(WeightStore.open(file))).encode(dir);

@@ -32,13 +32,12 @@ import {
   TINY_VAE_CONFIG,
   TINY_WAV2VEC2_CONFIG,
 } from "../src/tiny/configs.ts";
-import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { Tensor } from "../src/tensor.ts";
 import { parseDevice } from "../src/runtime/device.ts";
 import { benchDevice } from "./device_one.ts";
-import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
+import { ensureRandomCheckpoint, paramCount, peakRssMiB, recordedKeys, timed } from "./util.ts";
 
 const [network, size, deviceArg] = Deno.args;
 const full = size === "full";
@@ -179,12 +178,10 @@ const dir = keep ?? await Deno.makeTempDir({ prefix: "hallo-bench-" });
 if (keep) await Deno.mkdir(keep, { recursive: true });
 try {
   const file = join(dir, `${network}-${size}.safetensors`);
-  const rec = new LayoutRecorder();
-  s.build(rec);
-  const keys = rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] }));
-  const params = keys.reduce((a, k) => a + k.shape.reduce((x, y) => x * y, 1), 0);
-  const exists = keep ? await Deno.stat(file).then(() => true, () => false) : false;
-  const [, write_s] = exists ? [0, 0] : await timed(() => writeRandomSafetensors(file, keys));
+  const keys = recordedKeys((w) => s.build(w));
+  const params = paramCount(keys);
+  const [written, t] = await timed(() => ensureRandomCheckpoint(file, keys));
+  const write_s = written ? t : 0;
   const [bytes, build_s] = await timed(() => s.build(WeightStore.open(file)).encode(dir));
   const [session, session_s] = await timed(() => Session.create(bytes, dir, { threads: 2, mmapWeights }));
   const feeds = s.feeds();

@@ -23,7 +23,7 @@ import {
 import type { Tensor } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import { LayoutRecorder } from "../src/tiny/layout.ts";
-import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
+import { ensureRandomCheckpoint, peakRssMiB, timed } from "./util.ts";
 
 const [network, sizeArg, framesArg, cfgArg] = Deno.args as [CostNetwork, string, string, string?];
 const halves = cfgArg === "halves";
@@ -63,12 +63,7 @@ try {
   await Deno.mkdir(dir, { recursive: true });
   // the keys a network binds do not depend on the geometry: one checkpoint per network
   const file = join(dir, `${network}-full.safetensors`);
-  const exists = await Deno.stat(file).then(() => true, () => false);
-  if (!exists || !keep) {
-    // written under another name first: a killed bench leaves no half checkpoint for the next to reuse
-    await writeRandomSafetensors(`${file}.part`, rec.tensors().map((t) => ({ ...t, shape: [...t.shape] })));
-    await Deno.rename(`${file}.part`, file);
-  }
+  await ensureRandomCheckpoint(file, rec.tensors());
   const g = buildCostNetwork(network, geo, configs, WeightStore.open(file));
   const [session, session_s] = await timed(() =>
     Session.create(g.encode(dir), dir, {

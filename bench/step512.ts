@@ -28,7 +28,7 @@ import { Session } from "../src/runtime/session.ts";
 import type { F32Tensor, Tensor } from "../src/tensor.ts";
 import { halfRows, mergeHalves } from "../src/stages/networks/cfg_halves.ts";
 import { compare } from "../src/parity/compare.ts";
-import { peakRssMiB, timed, writeRandomSafetensors } from "./util.ts";
+import { ensureRandomCheckpoint, peakRssMiB, recordedKeys, timed } from "./util.ts";
 
 const args = Deno.args;
 const flag = (name: string, dflt: number) =>
@@ -53,10 +53,7 @@ function randn(shape: readonly number[], seed = 1): Tensor {
 /** Writes (or, under BENCH_KEEP, reuses) a random checkpoint for the keys `build` binds. */
 async function checkpoint(dir: string, name: string, build: (w: WeightSource) => Graph): Promise<string> {
   const file = join(dir, `${name}.safetensors`);
-  if (await Deno.stat(file).then(() => true, () => false)) return file;
-  const rec = new LayoutRecorder();
-  build(rec);
-  await writeRandomSafetensors(file, rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] })));
+  await ensureRandomCheckpoint(file, recordedKeys(build));
   return file;
 }
 

@@ -1,4 +1,6 @@
 /** Shared helpers of the benchmarks: peak RSS, random checkpoints, tables. */
+import type { WeightSource } from "../src/onnx/graph.ts";
+import { LayoutRecorder } from "../src/tiny/layout.ts";
 
 /** Peak resident set size of this process in MiB (VmHWM). */
 export function peakRssMiB(): number {
@@ -8,8 +10,38 @@ export function peakRssMiB(): number {
 }
 
 export interface KeySpec {
-  name: string;
-  shape: number[];
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * Every key `build` binds with the shape it expects, sorted by key: the layout of a random checkpoint for it.
+ * `absent` picks keys to report missing, steering builders that probe for alternative spellings.
+ */
+export function recordedKeys(
+  build: (w: WeightSource) => unknown,
+  absent?: (key: string) => boolean,
+): KeySpec[] {
+  const rec = new LayoutRecorder(absent);
+  build(rec);
+  return rec.tensors();
+}
+
+/** Parameters in a checkpoint of `keys`. */
+export function paramCount(keys: readonly KeySpec[]): number {
+  return keys.reduce((a, k) => a + k.shape.reduce((x, y) => x * y, 1), 0);
+}
+
+/**
+ * The random checkpoint `file` of `keys` (writeRandomSafetensors): reused when it exists (BENCH_KEEP, the
+ * work folder of a warm GPU machine), else written under another name and renamed, so a killed run leaves no
+ * half checkpoint for the next to reuse. True when it was written.
+ */
+export async function ensureRandomCheckpoint(file: string, keys: readonly KeySpec[]): Promise<boolean> {
+  if (await Deno.stat(file).then(() => true, () => false)) return false;
+  await writeRandomSafetensors(`${file}.part`, keys);
+  await Deno.rename(`${file}.part`, file);
+  return true;
 }
 
 /**

@@ -47,11 +47,10 @@ import { parseDType } from "../src/runtime/dtype.ts";
 import { buildForDtype } from "../src/runtime/fp16_graph.ts";
 import { Session } from "../src/runtime/session.ts";
 import { TINY_UNET_CONFIG, TINY_UNET_KWARGS, TINY_VAE_CONFIG } from "../src/tiny/configs.ts";
-import { LayoutRecorder } from "../src/tiny/layout.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import type { Tensor } from "../src/tensor.ts";
 import { compare } from "../src/parity/compare.ts";
-import { writeRandomSafetensors } from "../bench/util.ts";
+import { ensureRandomCheckpoint, recordedKeys } from "../bench/util.ts";
 
 /** Sizes of one check: the timing geometry and the smaller parity geometry. */
 export interface CheckOptions {
@@ -168,14 +167,7 @@ function network(net: Net, o: CheckOptions, latent: number, frames: number) {
 /** The random checkpoint of `net` in `o.work` (written once, reused by later calls on a warm machine). */
 async function checkpoint(net: Net, o: CheckOptions): Promise<string> {
   const file = join(o.work, `${net}-${o.tiny ? "tiny" : "full"}.safetensors`);
-  if (await Deno.stat(file).then(() => true, () => false)) return file;
-  const rec = new LayoutRecorder();
-  network(net, o, 8, 2).build(rec, "float32");
-  await writeRandomSafetensors(
-    `${file}.tmp`,
-    rec.tensors().map((t) => ({ name: t.name, shape: [...t.shape] })),
-  );
-  await Deno.rename(`${file}.tmp`, file);
+  await ensureRandomCheckpoint(file, recordedKeys((w) => network(net, o, 8, 2).build(w, "float32")));
   return file;
 }
 

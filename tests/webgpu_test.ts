@@ -21,6 +21,7 @@ import { encodeWavPcm16, readWav } from "../src/stages/audio/wav.ts";
 import { probeMedia } from "../src/stages/video/mp4.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { ensureTinyWeights } from "../src/tiny/random.ts";
+import { runCli } from "./helpers/cli.ts";
 import { withEnv } from "./helpers/env.ts";
 import { relL2 } from "./helpers/tensors.ts";
 import { referenceMirror, requireWebGpu } from "./helpers/webgpu.ts";
@@ -191,28 +192,17 @@ Deno.test("webgpu: the tiny pipeline runs end to end from the CLI on --device we
     const pcm = Int16Array.from(head, (x) => Math.max(-32768, Math.min(32767, Math.round(x * 32768))));
     const audio = join(work, "speech_1.2s.wav");
     await Deno.writeFile(audio, encodeWavPcm16(pcm, 1, speech.sampleRate));
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(ROOT, "src", "cli", "main.ts"),
-        "animate",
-        ...[
-          "--image",
-          join(ROOT, "fixtures", "astronaut.png"),
-          "--audio",
-          audio,
-        ],
+    const r = await runCli(
+      "animate",
+      [
+        ...["--image", join(ROOT, "fixtures", "astronaut.png"), "--audio", audio],
         ...["--out", out, "--weights", tiny, "--size", "128", "--steps", "1", "--cfg", "1"],
         ...["--device", "webgpu", "--strict-device", "--no-separate"],
       ],
-      env: { HALLO_GRAPH_CACHE: join(work, "graphs") },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(r.stderr);
-    assert.equal(r.code, 0, err);
-    assert.doesNotMatch(err, /placed on the CPU/);
+      { env: { HALLO_GRAPH_CACHE: join(work, "graphs") } },
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(r.err, /placed on the CPU/);
     const info = await probeMedia(out);
     assert.equal(info.frames, 30);
     const rec = JSON.parse(await Deno.readTextFile(join(work, "webgpu.run", "run.json")));
