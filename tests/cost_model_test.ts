@@ -22,6 +22,7 @@ import DEFAULTS from "../src/stages/generate/cost_figures.json" with { type: "js
 import { type CostNetwork, fullSizeConfigs, networkCosts } from "../src/stages/generate/cost_networks.ts";
 import { encodeWavPcm16 } from "../src/stages/audio/wav.ts";
 import { ensureTinyWeights } from "../src/tiny/random.ts";
+import { withEnv } from "./helpers/env.ts";
 
 const GIB = 2 ** 30;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -110,10 +111,8 @@ Deno.test("figures for another device or without a network are errors naming the
   assert.throws(() => estimateRun({ ...plan, device: "cpu" }, COSTS, partial), /no entry for denoising_unet/);
 });
 
-Deno.test("available memory: MemAvailable of /proc/meminfo, or HALLO_MEM_AVAILABLE_GIB", () => {
-  const prev = Deno.env.get("HALLO_MEM_AVAILABLE_GIB");
-  try {
-    Deno.env.delete("HALLO_MEM_AVAILABLE_GIB");
+Deno.test("available memory: MemAvailable of /proc/meminfo, or HALLO_MEM_AVAILABLE_GIB", async () => {
+  await withEnv({ HALLO_MEM_AVAILABLE_GIB: undefined }, () => {
     const m = availableMemory("MemTotal:  24683548 kB\nMemFree:  100 kB\nMemAvailable:   2097152 kB\n");
     assert.equal(m.bytes, 2 * GIB);
     assert.throws(() => availableMemory("MemTotal: 1 kB\n"), /no MemAvailable/);
@@ -121,10 +120,7 @@ Deno.test("available memory: MemAvailable of /proc/meminfo, or HALLO_MEM_AVAILAB
     assert.equal(availableMemory().bytes, 1.5 * GIB);
     Deno.env.set("HALLO_MEM_AVAILABLE_GIB", "lots");
     assert.throws(() => availableMemory(), /HALLO_MEM_AVAILABLE_GIB=lots: not a positive number/);
-  } finally {
-    if (prev === undefined) Deno.env.delete("HALLO_MEM_AVAILABLE_GIB");
-    else Deno.env.set("HALLO_MEM_AVAILABLE_GIB", prev);
-  }
+  });
 });
 
 Deno.test("clips of a WAV: ceil(ceil(seconds x 25) / frames per clip); other files are unknown", async () => {
@@ -152,16 +148,6 @@ Deno.test("real-size networks: conv FLOPs scale exactly with the latent area, at
 const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
 const figuresFile = join(work, "figures.json");
 await Deno.writeTextFile(figuresFile, JSON.stringify(FIGURES));
-
-async function withEnv<T>(env: Record<string, string>, f: () => Promise<T>): Promise<T> {
-  const prev = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
-  try {
-    return await f();
-  } finally {
-    for (const [k, v] of Object.entries(prev)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-  }
-}
 
 Deno.test("checkRunCost prints the estimate, and refuses with both numbers when memory is short", async () => {
   const opts = { weightsDir: tiny, size: 128, steps: 2, guidance: true, device: "cpu" as const };

@@ -12,15 +12,16 @@ import { ActivationCache } from "../src/stages/inspect/cache.ts";
 import { applyIntervention } from "../src/stages/inspect/interventions.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { denoisingCase } from "./helpers/denoising_case.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
 const SELF = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";
 const LIP = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
 const MOTION = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0";
 const bytes = (t: F32Tensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
-Deno.test("inspect on the tiny UNet: measures read real probes, the cache spills them, patches behave", async () => {
+test("inspect on the tiny UNet: measures read real probes, the cache spills them, patches behave", async () => {
   const { src, shape, x } = denoisingCase();
   const model = await loadDenoisingUNet(src, shape, {
     threads: 1,

@@ -24,21 +24,22 @@ import { WeightStore } from "../src/weights/store.ts";
 import { fakeStore, fullKeys, referenceCase, shared, tinyModel } from "./helpers/shared.ts";
 import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
 /** The tiny net.pth (a clear error when tests/reference lacks it). */
 const tinyNet = () => tinyModel("hallo", "net.pth");
 
 // Compiled graphs must not land in a user cache during tests.
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
 for (const c of [imageProjCase, audioProjCase, faceLocatorCase] as ParityCase[]) {
-  Deno.test({
+  test({
     name: `${c.name} parity case: every output within 1e-4 of upstream`,
     fn: () => assertCaseOutputs(c, referenceCase(c.name)),
   });
 }
 
-Deno.test({
+test({
   name: "locateFace on the single face-region image, repeated over f frames, equals upstream on the video",
   async fn() {
     const { meta, tensors } = referenceCase("face_locator");
@@ -67,7 +68,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "projection stages check their inputs and the checkpoint they are given",
   async fn() {
     const configs = JSON.parse(Deno.readTextFileSync(shared("reference", "index.json"))).common.configs;
@@ -112,7 +113,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "full-size ImageProj, AudioProj and FaceLocator bind exactly their net.pth keys with their shapes",
   fn() {
     const full = fullKeys();

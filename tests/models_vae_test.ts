@@ -22,14 +22,15 @@ import { WeightStore } from "../src/weights/store.ts";
 import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { assertCaseOutputs } from "./helpers/parity.ts";
 import { relL2 } from "./helpers/tensors.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
 /** The tiny sd-vae-ft-mse folder (a clear error when tests/reference lacks it). */
 const vaeDir = () => tinyModel("sd-vae-ft-mse");
 
 // Compiled graphs must not land in a user cache during tests.
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
-Deno.test({
+test({
   name: "vae parity case: latent mean, clamped logvar and decoded sample within 1e-4 of upstream",
   fn: () => assertCaseOutputs(vaeCase, referenceCase("vae")),
 });
@@ -55,7 +56,7 @@ function oldNameSource(store: WeightStore): WeightSource & { keys: string[] } {
   };
 }
 
-Deno.test({
+test({
   name: "vae graphs over old attention names (query/key/value/proj_attn) bind them and compute the same",
   async fn() {
     const { tensors } = referenceCase("vae");
@@ -92,7 +93,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "vae stages: encodeImages scales the mean by 0.18215; decodeLatents is per-frame decode of /0.18215",
   async fn() {
     const { tensors } = referenceCase("vae");
@@ -144,7 +145,7 @@ Deno.test({
   },
 });
 
-Deno.test("vae config errors name the file and the field", async () => {
+test("vae config errors name the file and the field", async () => {
   assert.throws(() => parseVaeConfig([], "a/config.json"), /a\/config\.json: not a JSON object/);
   assert.throws(
     () => parseVaeConfig({ block_out_channels: [16, 24], norm_num_groups: 16 }, "c.json"),
@@ -165,7 +166,7 @@ Deno.test("vae config errors name the file and the field", async () => {
   await assert.rejects(() => loadVae("/nonexistent/vae"), /\/nonexistent\/vae\/config\.json: cannot read/);
 });
 
-Deno.test({
+test({
   name: "vae graph over a checkpoint whose shapes disagree with the config fails naming the key",
   fn() {
     const store = WeightStore.open(join(vaeDir(), "diffusion_pytorch_model.safetensors"));

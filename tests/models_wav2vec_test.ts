@@ -21,14 +21,15 @@ import { WeightStore } from "../src/weights/store.ts";
 import type { TensorRef } from "../src/onnx/tensor_ref.ts";
 import { referenceCase, tinyModel } from "./helpers/shared.ts";
 import { relL2 } from "./helpers/tensors.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
 /** The tiny wav2vec2 folder (a clear error when tests/reference lacks it). */
 const tinyWav2Vec = () => tinyModel("wav2vec", "wav2vec2-base-960h");
 
 // Compiled graphs must not land in a user cache during tests.
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
-Deno.test({
+test({
   name: "wav2vec parity case: every hidden state, audio_emb and windows within 1e-4 of upstream",
   async fn() {
     const input = referenceCase("wav2vec");
@@ -68,7 +69,7 @@ function torchLinearAlignCorners(x: Float32Array, T: number, C: number, L: numbe
   return out;
 }
 
-Deno.test("linear interpolation (align_corners) matches torch's arithmetic for down/up/identity/1-frame cases", async () => {
+test("linear interpolation (align_corners) matches torch's arithmetic for down/up/identity/1-frame cases", async () => {
   const g = new Graph("interp");
   const c = { g, w: { has: () => false, get: (): TensorRef => assert.fail("no weights") }, prefix: "" };
   const x = g.input("x", [1, "T", "C"]);
@@ -99,7 +100,7 @@ Deno.test("linear interpolation (align_corners) matches torch's arithmetic for d
   }
 });
 
-Deno.test({
+test({
   name: "fused and plain attention give the same audio_emb; stage output is (seq, layers, hidden)",
   async fn() {
     const wave = Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i * 0.05) + 0.3 * Math.sin(i * 0.31));
@@ -125,7 +126,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "weight-norm keys in torch>=2.1 parametrization form bind like weight_g/weight_v",
   fn() {
     const store = WeightStore.open(join(tinyWav2Vec(), "model.safetensors"));
@@ -143,7 +144,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "a checkpoint tensor of the wrong shape is a one-line error naming the key",
   fn() {
     const store = WeightStore.open(join(tinyWav2Vec(), "model.safetensors"));
@@ -158,7 +159,7 @@ Deno.test({
   },
 });
 
-Deno.test("config parsing: defaults are base-960h, unsupported variants and bad values are named", () => {
+test("config parsing: defaults are base-960h, unsupported variants and bad values are named", () => {
   const base = parseWav2Vec2Config({});
   assert.equal(base.hidden_size, 768);
   assert.deepEqual(base.conv_kernel, [10, 3, 3, 3, 3, 2, 2]);
@@ -174,7 +175,7 @@ Deno.test("config parsing: defaults are base-960h, unsupported variants and bad 
   assert.throws(() => parseWav2Vec2Config([1, 2], "x.json"), /x\.json: not a JSON object/);
 });
 
-Deno.test({
+test({
   name: "loader and stage reject bad folders and calls with Wav2VecError",
   async fn() {
     const empty = Deno.makeTempDirSync();

@@ -18,9 +18,10 @@ import { errors } from "./helpers/audio_assert.ts";
 import { media, mediaDir } from "./helpers/audio_media.ts";
 import { writeIdentityMdxModel } from "./helpers/mdx_identity.ts";
 import { f32Tensors, REFERENCE, shared, tinyModel } from "./helpers/shared.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
 // Compiled graphs must not land in a user cache during tests.
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
 const tmp = Deno.makeTempDirSync({ prefix: "hallo_prepare_audio_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
@@ -44,7 +45,7 @@ function assertWellFormed(r: PreparedAudio, clipLength = 16): void {
   assert.ok(r.embedding.data.every(Number.isFinite), "embedding is finite");
 }
 
-Deno.test("wav2vec parity case end to end from a 16-bit WAV file (separate: false, tiny wav2vec2)", async () => {
+test("wav2vec parity case end to end from a 16-bit WAV file (separate: false, tiny wav2vec2)", async () => {
   const meta = JSON.parse(await Deno.readTextFile(shared("reference", "wav2vec.json")));
   const ref = f32Tensors(join(REFERENCE, "wav2vec.safetensors"));
   const wave = ref.get("waveform")!.data;
@@ -78,7 +79,7 @@ Deno.test("wav2vec parity case end to end from a 16-bit WAV file (separate: fals
   }
 });
 
-Deno.test("separation through an identity ONNX model: vocals = upstream's identity output; 16 kHz copy feeds wav2vec2", async () => {
+test("separation through an identity ONNX model: vocals = upstream's identity output; 16 kHz copy feeds wav2vec2", async () => {
   const dir = shared("reference", "preprocess", "mdx");
   const ref = f32Tensors(join(dir, "mdx_identity_1s.safetensors"));
   const model = writeIdentityMdxModel(join(tmp, "sep", "Kim_Vocal_2.onnx"));
@@ -114,7 +115,7 @@ Deno.test("separation through an identity ONNX model: vocals = upstream's identi
   }
 });
 
-Deno.test("missing separator model: separation skipped with a notice; an explicit missing model is an error", async () => {
+test("missing separator model: separation skipped with a notice; an explicit missing model is an error", async () => {
   const path = await media("tone_8k_mono.wav");
   const r = await prepareAudio(path, BASE); // tiny_models has no audio_separator/
   assert.equal(r.separated, false);
@@ -132,7 +133,7 @@ Deno.test("missing separator model: separation skipped with a notice; an explici
   );
 });
 
-Deno.test("hostile inputs: not audio, empty, a folder, missing, a video without sound: one-line AudioDecodeError", async () => {
+test("hostile inputs: not audio, empty, a folder, missing, a video without sound: one-line AudioDecodeError", async () => {
   const text = join(tmp, "notes.mp3");
   await Deno.writeTextFile(text, "these are not samples\n".repeat(20));
   const empty = join(tmp, "empty.wav");
@@ -155,7 +156,7 @@ Deno.test("hostile inputs: not audio, empty, a folder, missing, a video without 
   await assert.rejects(prepareAudio(text, { ...BASE, clipLength: 0 }), RangeError);
 });
 
-Deno.test("silence: no NaN (normalisation gives 0/sqrt(1e-7) = 0); with separation it is skipped with a notice", async () => {
+test("silence: no NaN (normalisation gives 0/sqrt(1e-7) = 0); with separation it is skipped with a notice", async () => {
   const path = await media("silence_16k_mono.wav");
   const r = await prepareAudio(path, { ...BASE, separate: false });
   assert.equal(r.numSamples, 8000);
@@ -167,7 +168,7 @@ Deno.test("silence: no NaN (normalisation gives 0/sqrt(1e-7) = 0); with separati
   assert.deepEqual(s.embedding.data, r.embedding.data);
 });
 
-Deno.test("odd inputs: 0.01 s, 8 kHz mono, 48 kHz stereo, mp3, a video's sound track", async () => {
+test("odd inputs: 0.01 s, 8 kHz mono, 48 kHz stereo, mp3, a video's sound track", async () => {
   const short = await prepareAudio(await media("tone_10ms_16k_mono.wav"), { ...BASE, separate: false });
   assert.equal(short.numSamples, 160);
   assert.equal(short.audioLength, 1);
@@ -187,7 +188,7 @@ Deno.test("odd inputs: 0.01 s, 8 kHz mono, 48 kHz stereo, mp3, a video's sound t
   }
 });
 
-Deno.test("separation of odd inputs (8 kHz mono, 48 kHz stereo, mp3, video) with small MDX parameters", async () => {
+test("separation of odd inputs (8 kHz mono, 48 kHz stereo, mp3, video) with small MDX parameters", async () => {
   const model = writeIdentityMdxModel(join(tmp, "dyn", "Kim_Vocal_2.onnx"), {
     dims: ["b", 4, "bins", "frames"],
   });
@@ -212,7 +213,7 @@ Deno.test("separation of odd inputs (8 kHz mono, 48 kHz stereo, mp3, video) with
   }
 });
 
-Deno.test("a model that hears no vocals: silent vocals written with a notice, features of silence", async () => {
+test("a model that hears no vocals: silent vocals written with a notice, features of silence", async () => {
   const g = new Graph("mdx_zero");
   const x = g.input("input", ["b", 4, "bins", "frames"]);
   g.output(
@@ -234,7 +235,7 @@ Deno.test("a model that hears no vocals: silent vocals written with a notice, fe
   assertWellFormed(r);
 });
 
-Deno.test("a 2-minute file goes through in reasonable time (tiny wav2vec2)", async () => {
+test("a 2-minute file goes through in reasonable time (tiny wav2vec2)", async () => {
   const path = join(mediaDir(), "tone_2min_44k.wav");
   await runFfmpeg(
     ["-y", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:r=44100:d=120", "-c:a", "pcm_s16le", path],
@@ -250,7 +251,7 @@ Deno.test("a 2-minute file goes through in reasonable time (tiny wav2vec2)", asy
   assert.ok(s < 30, `took ${s} s`);
 });
 
-Deno.test("CLI prepare-audio writes audio.safetensors and audio.json; usage and input errors are exit codes", async () => {
+test("CLI prepare-audio writes audio.safetensors and audio.json; usage and input errors are exit codes", async () => {
   const out = join(tmp, "cli_out");
   const path = await media("tone_8k_mono.wav");
   const code = await run([

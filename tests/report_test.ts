@@ -38,6 +38,7 @@ import { captureFirstClip } from "../src/stages/generate/capture.ts";
 import { VizError } from "../src/viz/figure.ts";
 import { describeSteps, stepsFigure } from "../src/viz/steps.ts";
 import { assertRenderersAgree } from "./helpers/figure_agreement.ts";
+import { testWithEnv, withEnv } from "./helpers/env.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Where the report screenshot is kept for a person to look at (nothing is written without it). */
@@ -50,51 +51,57 @@ if (!chromium && !CI) {
 
 const SIZE = 128, LAT = SIZE / 8, F = 16;
 const work = await Deno.makeTempDir({ prefix: "hallo-report-" });
-Deno.env.set("HALLO_GRAPH_CACHE", join(work, "graphs"));
-const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
-const prepared = await prepareInputs(
-  join(ROOT, "fixtures", "astronaut.png"),
-  join(ROOT, "fixtures", "speech.wav"),
-  {
-    weightsDir: tiny,
-    size: SIZE,
-    allowMissingFaceModels: true,
-    cacheDir: join(work, "cache"),
-    // As the demo does it: the tiny set has no separator, the identity stand-in runs the separation stage.
-    separatorModel: writeIdentityMdxModel(join(work, "sep", "Kim_Vocal_2.onnx")),
-    threads: 1,
-  },
-);
 // Probes leave the video bit-identical (unet_probes_test), so one set of networks renders and inspects.
 const AUDIO_HEADS = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
-const models = await loadHalloModels(tiny, {
-  frames: F,
-  size: 8 * LAT,
-  guidance: true,
-  threads: 1,
-  probes: { attention: { ...attentionProbes("down_blocks.0"), [AUDIO_HEADS]: "heads" } },
-});
 const settings = { steps: 2, cfg: 3.5, motionScale: [1, 1, 1] as [number, number, number], seed: 42 };
 const OUT = join(work, "out");
 // Identity is measured at the reference self-attention the attention figure already probes (down_blocks.0).
 const SELF = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";
-const render = await renderVideo(
-  models,
-  prepared,
-  { steps: 2, cfg: 3.5, poseWeight: 1, faceWeight: 1, lipWeight: 1, seed: 42 },
-  {
-    out: join(OUT, "demo.mp4"),
-    record: { command: ["report_test"], tiny: true },
-    measures: { identity: [SELF] },
-  },
-);
-const clip = await captureFirstClip(models, prepared.image, prepared.audio, settings);
+// Compiled graphs go to this run's scratch folder: set while the shared run is made and while each test runs,
+// never for the other modules of the process (see testWithEnv).
+const GRAPHS = { HALLO_GRAPH_CACHE: join(work, "graphs") };
+const test = testWithEnv(GRAPHS);
+const { prepared, models, render, clip } = await withEnv(GRAPHS, async () => {
+  const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
+  const prepared = await prepareInputs(
+    join(ROOT, "fixtures", "astronaut.png"),
+    join(ROOT, "fixtures", "speech.wav"),
+    {
+      weightsDir: tiny,
+      size: SIZE,
+      allowMissingFaceModels: true,
+      cacheDir: join(work, "cache"),
+      // As the demo does it: the tiny set has no separator, the identity stand-in runs the separation stage.
+      separatorModel: writeIdentityMdxModel(join(work, "sep", "Kim_Vocal_2.onnx")),
+      threads: 1,
+    },
+  );
+  const models = await loadHalloModels(tiny, {
+    frames: F,
+    size: 8 * LAT,
+    guidance: true,
+    threads: 1,
+    probes: { attention: { ...attentionProbes("down_blocks.0"), [AUDIO_HEADS]: "heads" } },
+  });
+  const render = await renderVideo(
+    models,
+    prepared,
+    { steps: 2, cfg: 3.5, poseWeight: 1, faceWeight: 1, lipWeight: 1, seed: 42 },
+    {
+      out: join(OUT, "demo.mp4"),
+      record: { command: ["report_test"], tiny: true },
+      measures: { identity: [SELF] },
+    },
+  );
+  const clip = await captureFirstClip(models, prepared.image, prepared.audio, settings);
+  return { prepared, models, render, clip };
+});
 const geometry = { frames: F, latentHeight: LAT, latentWidth: LAT };
 
 type Heat = { name: string; z: number[][]; x?: string[]; zmin: number; zmax: number; type: string };
 const heats = (d: { type: string }[]) => d.filter((t) => t.type === "heatmap") as unknown as Heat[];
 
-Deno.test("captureFirstClip: the same first clip as animate, with every step and its probes", async () => {
+test("captureFirstClip: the same first clip as animate, with every step and its probes", async () => {
   const frames = await Deno.readFile(runFiles.frames(render.runDir, 0));
   const mine = videoToFrames(clip.video!);
   assert.deepEqual(new Uint8Array(mine.flatMap((f) => [...f])), frames);
@@ -103,20 +110,20 @@ Deno.test("captureFirstClip: the same first clip as animate, with every step and
   assert.equal(Object.keys(clip.steps[0].probes ?? {}).length, 7, "1+1 reference, 3 audio, 2 motion probes");
 });
 
-Deno.test("prepareInputs hands separatorModel to the audio stage: the identity stand-in separates the speech", () => {
+test("prepareInputs hands separatorModel to the audio stage: the identity stand-in separates the speech", () => {
   assert.equal(prepared.audio.separated, true);
   assert.equal(prepared.audio.vocalsPath, join(work, "cache", "speech_(Vocals)_Kim_Vocal_2.wav"));
   assert.ok(!prepared.warnings.some((w) => w.includes("separation skipped")), prepared.warnings.join("; "));
 });
 
-Deno.test("stageFigures: the bank of clip 0, drawn as bankFigure draws it", async () => {
+test("stageFigures: the bank of clip 0, drawn as bankFigure draws it", async () => {
   const figs = await stageFigures({ bank: clip.bank, latentHeight: LAT, latentWidth: LAT });
   const direct = await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT });
   assert.deepEqual(figs.map((f) => f.name), ["bank"]);
   assert.deepEqual(figs[0].summary, direct.summary);
 });
 
-Deno.test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics", async () => {
+test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics", async () => {
   const fig = await bankFigure(clip.bank, { latentHeight: LAT, latentWidth: LAT });
   const slots = bankSlots(models.referenceUNet.config);
   const labels = ["uncond ref", "uncond m1", "uncond m2", "cond ref", "cond m1", "cond m2"];
@@ -156,7 +163,7 @@ Deno.test("bankFigure: one PCA row per bank entry, items by CFG copy, statistics
   await assert.rejects(() => bankFigure([]), /empty/);
 });
 
-Deno.test("attentionFigure: reference share, audio token maps per branch, motion matrices", async () => {
+test("attentionFigure: reference share, audio token maps per branch, motion matrices", async () => {
   const fig = await attentionFigure(clip.steps, geometry, { portrait: prepared.image.pixels });
   const s = fig.summary as {
     reference: { grid: number[]; meanShare: number[] }[];
@@ -210,7 +217,7 @@ Deno.test("attentionFigure: reference share, audio token maps per branch, motion
   assert.equal(fig.plotly.data.filter((t) => t.type === "image").length, 3 + 3 * tokens);
 });
 
-Deno.test("attentionFigure: one head, one frame; clear errors for what was not captured", async () => {
+test("attentionFigure: one head, one frame; clear errors for what was not captured", async () => {
   const only = (s: (typeof clip.steps)[number]) => ({
     ...s,
     probes: { [`${AUDIO_HEADS}.probs`]: s.probes![`${AUDIO_HEADS}.probs`] },
@@ -248,7 +255,7 @@ Deno.test("attentionFigure: one head, one frame; clear errors for what was not c
   assert.deepEqual(pickSteps(40, 6), [0, 8, 16, 23, 31, 39]);
 });
 
-Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update per step", async () => {
+test("stepsFigure: latents, decoded x0, cond-uncond difference and update per step", async () => {
   let decodes = 0;
   const fig = await stepsFigure(clip.steps, {
     latentShape: clip.latents.shape,
@@ -304,7 +311,7 @@ Deno.test("stepsFigure: latents, decoded x0, cond-uncond difference and update p
   );
 });
 
-Deno.test("report: the seam measure at every clip boundary, from the frames as written", async () => {
+test("report: the seam measure at every clip boundary, from the frames as written", async () => {
   const rep = await writeRunReport(render, prepared, join(OUT, "seams.html"));
   assert.ok(render.clips >= 2, `the run has ${render.clips} clips`);
   assert.equal(rep.seams.length, render.clips - 1);
@@ -318,7 +325,7 @@ Deno.test("report: the seam measure at every clip boundary, from the frames as w
   assert.match(await Deno.readTextFile(rep.html), /Seams \(clip boundaries/);
 });
 
-Deno.test("report: the measures recorded while sampling are the first clip's own, and the report shows their sums", async () => {
+test("report: the measures recorded while sampling are the first clip's own, and the report shows their sums", async () => {
   const recorded = await readRunMeasures(render.runDir);
   assert.equal(recorded.length, render.clips);
   // Clip 0 as captured: the same steps, so the same guidance rows and bank shares, bit for bit.
@@ -366,7 +373,7 @@ Deno.test("report: the measures recorded while sampling are the first clip's own
   assert.match(html, /Identity drift \(share of self-attention on the reference bank/);
 });
 
-Deno.test({
+test({
   name: "report: the run's HTML report draws every figure in headless Chromium without errors",
   ignore: !chromium && !CI,
   fn: async () => {
@@ -431,7 +438,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "report: the browser check sees console errors, exceptions and failed loads",
   ignore: !chromium && !CI,
   fn: async () => {
@@ -458,7 +465,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "release models and scratch space",
   fn: async () => {
     await models.release();

@@ -18,23 +18,12 @@ import type { Tensor } from "../src/tensor.ts";
 import { WeightStore } from "../src/weights/store.ts";
 import * as R from "./helpers/ref_ops.ts";
 import { expectClose, prng, randTensor, tempDir, writeSafetensors } from "./helpers/tensors.ts";
+import { withEnv } from "./helpers/env.ts";
 
 function reluModel(): Uint8Array {
   const g = new Graph("relu");
   g.output(g.op1("Relu", [g.input("x", [2])], { path: "act", outName: "y" }));
   return g.encode("/tmp");
-}
-
-/** Runs `f` with env vars set (undefined deletes), restoring them afterwards. */
-async function withEnv<T>(vars: Record<string, string | undefined>, f: () => T | Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
-  const put = (k: string, v: string | undefined) => v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-  for (const [k, v] of Object.entries(vars)) put(k, v);
-  try {
-    return await f();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) put(k, v);
-  }
 }
 
 // ---------------------------------------------------------------- devices

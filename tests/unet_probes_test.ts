@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { loadDenoisingUNet, predictNoise } from "../src/stages/networks/unets.ts";
 import type { F32Tensor } from "../src/tensor.ts";
 import { denoisingCase } from "./helpers/denoising_case.ts";
+import { testWithEnv } from "./helpers/env.ts";
 
-Deno.env.set("HALLO_GRAPH_CACHE", "off");
+const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
 
-Deno.test("UNet probes: shapes, rows sum to 1, main output unchanged", async () => {
+test("UNet probes: shapes, rows sum to 1, main output unchanged", async () => {
   const { src, shape, x } = denoisingCase();
   const { batch: B, frames: F, height: h, width: w } = shape;
   const self = "down_blocks.0.attentions.0.transformer_blocks.0.attn1";

@@ -22,6 +22,7 @@ import {
 import type { WeightsFormat } from "../src/weights/manifest.ts";
 import { tinyOnnx, tinySafetensors, tinyTorchZip, tinyZip } from "./helpers/hf_server.ts";
 import { shared, tinyModel } from "./helpers/shared.ts";
+import { withEnv } from "./helpers/env.ts";
 import { Graph } from "../src/onnx/graph.ts";
 import { createHash } from "node:crypto";
 import { openCheckpoint } from "../src/weights/checkpoint.ts";
@@ -387,19 +388,14 @@ Deno.test("requireWeights: returns the paths a stage reads, or fails naming the 
   }
 });
 
-Deno.test("resolveWeightsDir: --weights, then HALLO_WEIGHTS, then weights/pretrained_models", () => {
-  const saved = Deno.env.get(WEIGHTS_ENV);
-  try {
-    Deno.env.delete(WEIGHTS_ENV);
+Deno.test("resolveWeightsDir: --weights, then HALLO_WEIGHTS, then weights/pretrained_models", async () => {
+  await withEnv({ [WEIGHTS_ENV]: undefined }, () => {
     const root = new URL("..", import.meta.url).pathname;
     assert.equal(resolveWeightsDir(), resolve(root, "weights/pretrained_models"));
     Deno.env.set(WEIGHTS_ENV, "/data/hallo");
     assert.equal(resolveWeightsDir(), "/data/hallo");
     assert.equal(resolveWeightsDir("rel/dir"), resolve("rel/dir"));
-  } finally {
-    if (saved === undefined) Deno.env.delete(WEIGHTS_ENV);
-    else Deno.env.set(WEIGHTS_ENV, saved);
-  }
+  });
 });
 
 /** Rewrites a small zip into the zip64 layout torch uses for checkpoints over 4 GB. */

@@ -24,6 +24,7 @@ import {
 } from "./helpers/hf_server.ts";
 import { makePth, op, pickle } from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
+import { withEnv } from "./helpers/env.ts";
 
 const REPO = "test-org/tiny";
 
@@ -211,20 +212,15 @@ Deno.test("download: a body that stalls mid-transfer is aborted after the stall 
   });
 });
 
-Deno.test("download: the stall limit comes from HALLO_DOWNLOAD_STALL_S when not given, and a bad value is refused", () => {
-  const saved = Deno.env.get(STALL_ENV);
-  try {
-    Deno.env.delete(STALL_ENV);
+Deno.test("download: the stall limit comes from HALLO_DOWNLOAD_STALL_S when not given, and a bad value is refused", async () => {
+  await withEnv({ [STALL_ENV]: undefined }, () => {
     assert.equal(stallLimitMs(), 60_000);
     assert.equal(stallLimitMs(250), 250);
     Deno.env.set(STALL_ENV, "1.5");
     assert.equal(stallLimitMs(), 1500);
     Deno.env.set(STALL_ENV, "-1");
     assert.throws(() => stallLimitMs(), /HALLO_DOWNLOAD_STALL_S '-1' is not a positive number of seconds/);
-  } finally {
-    if (saved === undefined) Deno.env.delete(STALL_ENV);
-    else Deno.env.set(STALL_ENV, saved);
-  }
+  });
 });
 
 Deno.test("download: a partial from another remote version (ETag changed) is restarted, not appended", async () => {
@@ -356,22 +352,17 @@ Deno.test("cli: weights download honours HF_ENDPOINT and HF_TOKEN; exit 1 on 404
   const config = await Deno.readFile(tinyModel(path));
   const hub = await startFakeHub({ repo: "fudan-generative-ai/hallo", files: { [path]: config } });
   const dir = await Deno.makeTempDir({ prefix: "hallo_dl_" });
-  const saved = { ep: Deno.env.get("HF_ENDPOINT"), tok: Deno.env.get("HF_TOKEN") };
-  Deno.env.set("HF_ENDPOINT", hub.url);
-  Deno.env.set("HF_TOKEN", "hf_test_token");
   try {
-    assert.equal(await run(["download", "--dir", dir, "--only", "unet_config"]), 0);
-    assert.deepEqual(await Deno.readFile(join(dir, path)), config);
-    assert.ok(
-      hub.requests.length > 0 && hub.requests.every((r) => r.authorization === "Bearer hf_test_token"),
-    );
-    assert.equal(await run(["download", "--dir", dir, "--only", "vae_config"]), 1);
-    assert.equal(await run(["download", "--dir", dir, "--only", "no_such_file"]), 2);
+    await withEnv({ HF_ENDPOINT: hub.url, HF_TOKEN: "hf_test_token" }, async () => {
+      assert.equal(await run(["download", "--dir", dir, "--only", "unet_config"]), 0);
+      assert.deepEqual(await Deno.readFile(join(dir, path)), config);
+      assert.ok(
+        hub.requests.length > 0 && hub.requests.every((r) => r.authorization === "Bearer hf_test_token"),
+      );
+      assert.equal(await run(["download", "--dir", dir, "--only", "vae_config"]), 1);
+      assert.equal(await run(["download", "--dir", dir, "--only", "no_such_file"]), 2);
+    });
   } finally {
-    for (const [k, v] of [["HF_ENDPOINT", saved.ep], ["HF_TOKEN", saved.tok]] as const) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
     await hub.close();
     await Deno.remove(dir, { recursive: true });
   }

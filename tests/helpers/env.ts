@@ -22,3 +22,25 @@ export async function withEnv<T>(
     }
   }
 }
+
+/** `Deno.test`'s two usual forms: a name and a body, or a definition. */
+export type TestRegistrar = {
+  (name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void;
+  (def: Deno.TestDefinition): void;
+};
+
+/**
+ * `Deno.test` for a module whose every test needs `vars`: each test runs inside {@link withEnv}, so they are set
+ * only while that test runs. Setting them at module level would set them for every module `deno test` imports
+ * into the same process, all of which are imported before any test runs.
+ *
+ * @example
+ * const test = testWithEnv({ HALLO_GRAPH_CACHE: "off" });
+ * test("compiles without a graph cache", () => {});
+ */
+export function testWithEnv(vars: Readonly<Record<string, string | undefined>>): TestRegistrar {
+  return (nameOrDef: string | Deno.TestDefinition, fn?: (t: Deno.TestContext) => void | Promise<void>) => {
+    const def = typeof nameOrDef === "string" ? { name: nameOrDef, fn: fn! } : nameOrDef;
+    Deno.test({ ...def, fn: (t) => withEnv(vars, () => def.fn(t)) });
+  };
+}
