@@ -28,6 +28,7 @@ const SLOW_S: Record<string, number> = {
   "audio_mdx_test.ts": 35,
   "inspect_wiring_test.ts": 35,
   "sweep_test.ts": 30,
+  "replay_devices_test.ts": 30,
   "report_test.ts": 20,
   "weights_fuzz_test.ts": 20,
   "gpu_check_test.ts": 17,
