@@ -108,7 +108,8 @@ export function fp16Rounding(g: Graph): Graph {
   g.nodes.unshift(...head);
 
   for (const output of g.outputs) {
-    // a graph input passed straight through is rounded already; an initializer output is left as it is
+    // a graph input passed straight through is returned as fed (no network does that); an initializer
+    // output is left as it is
     if (output.elemType !== DataType.FLOAT || inputNames.has(output.name)) continue;
     if (!g.nodes.some((node) => node.outputs.includes(output.name))) continue;
     const inner = g.fresh(`${output.name}:f32`);
