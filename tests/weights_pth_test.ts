@@ -9,6 +9,7 @@ import {
   makeZip,
   type PickledTensor,
   stateDictPickle,
+  tempFolder,
   writeTemp,
 } from "./helpers/weights_fixtures.ts";
 import { tinyModel } from "./helpers/shared.ts";
@@ -156,5 +157,5 @@ Deno.test("checkpoint: unknown formats and missing files name the file", () => {
     () => openCheckpoint(writeTemp("old.pth", Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc]))),
     /legacy \(pre-1\.6/,
   );
-  expectCheckpointError(() => openCheckpoint(Deno.makeTempDirSync()), /not a regular file/);
+  expectCheckpointError(() => openCheckpoint(tempFolder()), /not a regular file/);
 });

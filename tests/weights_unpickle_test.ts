@@ -10,6 +10,7 @@ import {
   op,
   pickle,
   stateDictPickle,
+  tempFolder,
   writeTemp,
 } from "./helpers/weights_fixtures.ts";
 
@@ -29,7 +30,7 @@ const HOSTILE: [string, string][] = [
 ];
 
 Deno.test("unpickle: GLOBAL + REDUCE of dangerous callables is refused and nothing runs", () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = tempFolder();
   for (const [module, name] of HOSTILE) {
     const marker = `${dir}/pwned-${module}-${name}`;
     const pkl = pickle(

@@ -319,9 +319,25 @@ export function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(Float32Array.from(values).buffer);
 }
 
-/** Writes `bytes` to a new file in a fresh temp dir; returns its path. */
+let root: string | undefined;
+
+/**
+ * A fresh empty folder inside this test module's temp folder, which is made on the first call and removed
+ * (with everything in it) when the module unloads, so files written here never outlive the test run, even
+ * when a test fails.
+ */
+export function tempFolder(): string {
+  if (!root) {
+    const r = Deno.makeTempDirSync({ prefix: "hallo-weights-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(r, { recursive: true }));
+    root = r;
+  }
+  return Deno.makeTempDirSync({ dir: root });
+}
+
+/** Writes `bytes` to a new file in a fresh folder (see `tempFolder`); returns its path. */
 export function writeTemp(name: string, bytes: Uint8Array): string {
-  const dir = Deno.makeTempDirSync({ prefix: "hallo-weights-" });
+  const dir = tempFolder();
   const path = `${dir}/${name}`;
   Deno.writeFileSync(path, bytes);
   return path;
