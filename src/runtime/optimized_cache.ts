@@ -19,6 +19,7 @@
  * HALLO_GRAPH_CACHE or HALLO_OPTIMIZED_CACHE is `off`. Only graphs that read at least MIN_EXTERNAL_BYTES of
  * weights are cached, unless HALLO_OPTIMIZED_CACHE is `all`.
  */
+import "./ort_telemetry.ts";
 import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";

@@ -2,6 +2,7 @@
  * What an execution provider needs from the process before ORT starts it, and a probe that starts it on a
  * one-node graph: the cheap way to learn whether a device works before any stage does heavy work.
  */
+import "./ort_telemetry.ts";
 import * as ort from "onnxruntime-node";
 import { Graph } from "../onnx/graph.ts";
 import { type Device, deviceUnavailable } from "./device.ts";

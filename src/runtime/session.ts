@@ -2,6 +2,7 @@
  * ORT sessions from built graphs. Weights stay in the checkpoints as external data: the model
  * bytes are handed to ORT with the folder that external locations are relative to.
  */
+import "./ort_telemetry.ts";
 import * as ort from "onnxruntime-node";
 import { type Device, DeviceError, deviceUnavailable, parseDevice } from "./device.ts";
 import { createThroughOptimizedCache, MIN_EXTERNAL_BYTES } from "./optimized_cache.ts";
