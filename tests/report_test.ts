@@ -466,6 +466,31 @@ test({
 });
 
 test({
+  name:
+    "report: the browser check leaves nothing in TMPDIR (Chromium's org.chromium.Chromium.* folders included)",
+  ignore: !chromium && !CI,
+  fn: async () => {
+    assert.ok(chromium, "chromium is required in CI");
+    const dir = await Deno.makeTempDir({ prefix: "hallo-page-" });
+    try {
+      const file = join(dir, "ok.html");
+      await Deno.writeTextFile(file, `<!DOCTYPE html><html><body data-status="done">ok</body></html>`);
+      // Not inside `dir`: Chromium's single-instance socket goes in TMPDIR, and a socket path has at most 107 bytes.
+      const tmp = await Deno.makeTempDir({ prefix: "hallo-tmp-" });
+      try {
+        const page = await withEnv({ TMPDIR: tmp }, () => checkPageInChromium(pathToFileURL(file).href));
+        assert.equal(page.status, "done");
+        assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
+      } finally {
+        await Deno.remove(tmp, { recursive: true });
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+test({
   name: "release models and scratch space",
   fn: async () => {
     await models.release();

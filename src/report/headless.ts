@@ -3,7 +3,7 @@
  * uncaught exceptions and failed loads (from the browser, not only from the page's own recorder), whether
  * each Plotly figure drew, where it is on the page, and a full-page screenshot.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** Thrown when Chromium is missing, does not start or does not answer in time. */
 export class BrowserError extends Error {
@@ -244,6 +244,25 @@ export async function checkPageInChromium(
       child.kill("SIGKILL");
     } catch { /* already exited */ }
     await child.status;
+    await removeSingletonDir(profile);
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Removes the folder Chromium made in TMPDIR for its single-instance socket (`org.chromium.Chromium.XXXXXX`,
+ * linked from the profile as SingletonSocket; kept out of the profile because a socket path is limited to 107
+ * bytes), which a killed Chromium leaves behind. Only a folder holding nothing but Singleton* entries goes.
+ */
+async function removeSingletonDir(profile: string): Promise<void> {
+  let dir: string;
+  try {
+    dir = dirname(await Deno.readLink(join(profile, "SingletonSocket")));
+  } catch {
+    return; // Chromium did not get that far
+  }
+  try {
+    for await (const e of Deno.readDir(dir)) if (!e.name.startsWith("Singleton")) return;
+    await Deno.remove(dir, { recursive: true });
+  } catch { /* gone already */ }
 }
