@@ -179,77 +179,85 @@ function hugeHeaderSafetensors(): Uint8Array {
 }
 
 Deno.test("check: each broken file the stages refuse is invalid, with the reader's problem, where the format check passed it", async () => {
-  const marker = join(await tmp(), "pwned");
-  const osSystem = pickle(
-    op.proto(2),
-    op.global("os", "system"),
-    op.str(`touch ${marker}`),
-    op.tuple1,
-    op.reduce,
-    op.stop,
-  );
-  const net = "hallo/net.pth";
-  const vae = "sd-vae-ft-mse/diffusion_pytorch_model.safetensors";
-  const overlap = makeSafetensors({
-    "a": { dtype: "F32", shape: [2], data_offsets: [0, 8] },
-    "b": { dtype: "F32", shape: [2], data_offsets: [4, 12] },
-  }, new Uint8Array(12));
-  const realNet = await Deno.readFile(tinyModel(net));
-  const zeroed = realNet.slice();
-  zeroed.fill(0, 7 << 20, 11 << 20); // 4 MiB in the middle: across hundreds of small entries
-  const cases: [string, string, Uint8Array, RegExp][] = [
-    ["pickle calling os.system", net, makePth(osSystem, {}), /global 'os\.system' is not allowed/],
-    [
-      "another model's checkpoint",
-      net,
-      smallPth("fc.weight"),
-      /^the networks cannot be built from it with the sizes given: .*no tensor 'imageproj\.proj\.weight'/,
-    ],
-    [
-      "a compressed zip entry",
-      net,
-      smallPth("fc.weight", { deflate: ["data.pkl"] }),
-      /zip entry 'archive\/data\.pkl' is compressed \(method 8\)/,
-    ],
-    [
-      "a storage too small for its tensor",
-      net,
-      smallPth("fc.weight", { storageBytes: 8 }),
-      /storage entry 'archive\/data\/0' has 8 bytes, expected 16/,
-    ],
-    ["4 MiB zeroed across zip entries", net, zeroed, /zip entry '.*': local header not found/],
-    ["overlapping safetensors offsets", vae, overlap, /tensors 'a' and 'b' overlap/],
-    [
-      "a 100 MB safetensors header",
-      vae,
-      hugeHeaderSafetensors(),
-      /header length 1000001\d+ exceeds the 100000000 byte limit/,
-    ],
-    [
-      "a config.json that is a JSON array",
-      "stable-diffusion-v1-5/unet/config.json",
-      enc.encode("[1, 2]"),
-      /^expected a JSON object, found an array$/,
-    ],
-  ];
-  for (const [what, path, bytes, expect] of cases) {
-    const dir = await tinyWith({ [path]: bytes });
-    try {
-      const before = await verifyFormat(join(dir, path), MANIFEST.files.find((f) => f.path === path)!.format)
-        .then(() => "passes", (e) => `fails: ${e.message}`);
-      const checks = await checkWeights(dir, MANIFEST, { configs: referenceConfigs() });
-      const c = checks.find((x) => x.file.path === path)!;
-      assert.equal(c.valid, false, `${what}: called valid (${c.detail})`);
-      assert.match(c.detail, expect, what);
-      assert.ok(!/[\n\r]/.test(c.detail), what);
-      assert.deepEqual(enabledStages(checks), ["audio"], what);
-      // The cheap format check alone let most of these through: that was the bug.
-      if (what !== "a 100 MB safetensors header") assert.equal(before, "passes", what);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+  const markerDir = await tmp();
+  const marker = join(markerDir, "pwned");
+  try {
+    const osSystem = pickle(
+      op.proto(2),
+      op.global("os", "system"),
+      op.str(`touch ${marker}`),
+      op.tuple1,
+      op.reduce,
+      op.stop,
+    );
+    const net = "hallo/net.pth";
+    const vae = "sd-vae-ft-mse/diffusion_pytorch_model.safetensors";
+    const overlap = makeSafetensors({
+      "a": { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      "b": { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+    }, new Uint8Array(12));
+    const realNet = await Deno.readFile(tinyModel(net));
+    const zeroed = realNet.slice();
+    zeroed.fill(0, 7 << 20, 11 << 20); // 4 MiB in the middle: across hundreds of small entries
+    const cases: [string, string, Uint8Array, RegExp][] = [
+      ["pickle calling os.system", net, makePth(osSystem, {}), /global 'os\.system' is not allowed/],
+      [
+        "another model's checkpoint",
+        net,
+        smallPth("fc.weight"),
+        /^the networks cannot be built from it with the sizes given: .*no tensor 'imageproj\.proj\.weight'/,
+      ],
+      [
+        "a compressed zip entry",
+        net,
+        smallPth("fc.weight", { deflate: ["data.pkl"] }),
+        /zip entry 'archive\/data\.pkl' is compressed \(method 8\)/,
+      ],
+      [
+        "a storage too small for its tensor",
+        net,
+        smallPth("fc.weight", { storageBytes: 8 }),
+        /storage entry 'archive\/data\/0' has 8 bytes, expected 16/,
+      ],
+      ["4 MiB zeroed across zip entries", net, zeroed, /zip entry '.*': local header not found/],
+      ["overlapping safetensors offsets", vae, overlap, /tensors 'a' and 'b' overlap/],
+      [
+        "a 100 MB safetensors header",
+        vae,
+        hugeHeaderSafetensors(),
+        /header length 1000001\d+ exceeds the 100000000 byte limit/,
+      ],
+      [
+        "a config.json that is a JSON array",
+        "stable-diffusion-v1-5/unet/config.json",
+        enc.encode("[1, 2]"),
+        /^expected a JSON object, found an array$/,
+      ],
+    ];
+    for (const [what, path, bytes, expect] of cases) {
+      const dir = await tinyWith({ [path]: bytes });
+      try {
+        const before = await verifyFormat(
+          join(dir, path),
+          MANIFEST.files.find((f) => f.path === path)!.format,
+        )
+          .then(() => "passes", (e) => `fails: ${e.message}`);
+        const checks = await checkWeights(dir, MANIFEST, { configs: referenceConfigs() });
+        const c = checks.find((x) => x.file.path === path)!;
+        assert.equal(c.valid, false, `${what}: called valid (${c.detail})`);
+        assert.match(c.detail, expect, what);
+        assert.ok(!/[\n\r]/.test(c.detail), what);
+        assert.deepEqual(enabledStages(checks), ["audio"], what);
+        // The cheap format check alone let most of these through: that was the bug.
+        if (what !== "a 100 MB safetensors header") assert.equal(before, "passes", what);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     }
+    assert.equal(await Deno.stat(marker).then(() => true, () => false), false, "the pickle ran nothing");
+  } finally {
+    await Deno.remove(markerDir, { recursive: true });
   }
-  assert.equal(await Deno.stat(marker).then(() => true, () => false), false, "the pickle ran nothing");
 });
 
 Deno.test("check --stages audio: a broken wav2vec2 checkpoint exits 1 naming file and problem (was exit 0)", async () => {
