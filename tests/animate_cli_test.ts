@@ -19,6 +19,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IMAGE = join(ROOT, "fixtures", "astronaut.png");
 const SPEECH = join(ROOT, "fixtures", "speech.wav");
 const work = await Deno.makeTempDir({ prefix: "hallo-animate-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(work, { recursive: true }));
 const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
 const env = { HALLO_GRAPH_CACHE: join(work, "graphs") };
 
@@ -246,9 +247,4 @@ Deno.test("animate: a second run on a busy run dir fails at once; a killed run's
   assert.equal((await probeMedia(cut)).frames, 66);
   const partials = [...Deno.readDirSync(work)].filter((e) => e.name.includes(".partial"));
   assert.deepEqual(partials, []);
-});
-
-Deno.test({
-  name: "animate: cleanup",
-  fn: async () => await Deno.remove(work, { recursive: true }),
 });

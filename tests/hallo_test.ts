@@ -24,8 +24,8 @@ const STEPS = 2;
 
 Deno.test("Hallo: animate and the stage-by-stage walk give the same clips; events carry clip and step", async () => {
   const dir = await tinyWeightsDir();
-  const work = await Deno.makeTempDir({ prefix: "hallo-front-door-" });
   const hallo = await Hallo.load(dir, { size: 64, frames: 4, threads: 1 });
+  const work = await Deno.makeTempDir({ prefix: "hallo-front-door-" });
   try {
     const prepared = await hallo.prepare(fixture("astronaut.png"), fixture("speech.wav"), { cacheDir: work });
     const events: HalloEvent[] = [];

@@ -9,6 +9,7 @@ import { loadImage, MAX_IMAGE_PIXELS } from "../src/stages/image/load.ts";
 import { cmykToRgb, jpegHasAdobeMarker } from "../src/stages/image/pil_convert.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "hallo_image_load_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 const raw = (w: number, h: number, channels: 1 | 2 | 3 | 4) => ({ raw: { width: w, height: h, channels } });
 
 async function rejects(path: string, pattern: RegExp): Promise<void> {
@@ -145,8 +146,4 @@ Deno.test("images over PIL's decompression-bomb limit are refused before decodin
   await Deno.writeFile(`${dir}/bomb.png`, png);
   assert.ok(20000 * 10000 > MAX_IMAGE_PIXELS);
   await rejects(`${dir}/bomb.png`, /20000x10000 = 200000000 pixels, over the limit of 178956970/);
-});
-
-Deno.test("cleanup of the temporary folder", async () => {
-  await Deno.remove(dir, { recursive: true });
 });

@@ -89,6 +89,7 @@ async function assertMatchesCase(p: PreparedImage, dir: string): Promise<void> {
 }
 
 const root = tempDir("hallo-prepare-");
+globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
 /** Weights folder with stand-in insightface models that "detect" the astronaut where its landmarks are. */
 const standInWeights = join(root, "standin");
 const noWeights = join(root, "empty");
@@ -531,5 +532,4 @@ Deno.test("CLI: files under upstream's names, --landmarks round trip, one-line e
 
 Deno.test("cleanup", () => {
   landmarker?.close();
-  Deno.removeSync(root, { recursive: true });
 });

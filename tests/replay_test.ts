@@ -34,8 +34,8 @@ const cli = (args: string[]) => runCli("replay", args);
 
 Deno.test("replay: every recorded step of every clip comes back bit for bit; the CLI writes it and judges it", async () => {
   const dir = await tinyWeightsDir();
-  const work = await Deno.makeTempDir({ prefix: "hallo-replay-" });
   const hallo = await Hallo.load(dir, { size: 64, frames: 4, threads: 1 });
+  const work = await Deno.makeTempDir({ prefix: "hallo-replay-" });
   try {
     const prepared = await hallo.prepare(fixture("astronaut.png"), fixture("speech.wav"), { cacheDir: work });
     const res = await hallo.animate(fixture("astronaut.png"), fixture("speech.wav"), {

@@ -51,6 +51,7 @@ if (!chromium && !CI) {
 
 const SIZE = 128, LAT = SIZE / 8, F = 16;
 const work = await Deno.makeTempDir({ prefix: "hallo-report-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(work, { recursive: true }));
 // Probes leave the video bit-identical (unet_probes_test), so one set of networks renders and inspects.
 const AUDIO_HEADS = "down_blocks.0.audio_modules.0.transformer_blocks.0.attn2_2";
 const settings = { steps: 2, cfg: 3.5, motionScale: [1, 1, 1] as [number, number, number], seed: 42 };
@@ -491,9 +492,8 @@ test({
 });
 
 test({
-  name: "release models and scratch space",
+  name: "release models",
   fn: async () => {
     await models.release();
-    await Deno.remove(work, { recursive: true });
   },
 });

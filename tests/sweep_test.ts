@@ -20,6 +20,7 @@ import { runCli } from "./helpers/cli.ts";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IMAGE = join(ROOT, "fixtures", "astronaut.png");
 const work = await Deno.makeTempDir({ prefix: "hallo-sweep-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(work, { recursive: true }));
 const tiny = (await ensureTinyWeights(join(work, "tiny"))).dir;
 const env = { HALLO_GRAPH_CACHE: join(work, "graphs") };
 
@@ -191,9 +192,4 @@ Deno.test("sweep: label bands carry text; motion energy weights differences by t
   empty.push(new Uint8Array(6));
   empty.push(new Uint8Array(6));
   assert.equal(empty.result().none.mean, null);
-});
-
-Deno.test({
-  name: "sweep: cleanup",
-  fn: async () => await Deno.remove(work, { recursive: true }),
 });

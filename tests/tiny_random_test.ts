@@ -59,6 +59,7 @@ function tmpDir(): string {
 
 /** One set shared by the tests that only read it. */
 const root = tmpDir();
+globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
 const shared = join(root, "tiny_pretrained_models");
 let firstSeconds = 0;
 let made: Promise<{ dir: string; created: boolean }> | undefined;
@@ -318,11 +319,4 @@ Deno.test("safetensors writer: aligned header, reads back exactly; bad input is 
   );
   bad([{ name: "__metadata__", dtype: "F32", shape: [4], data: a }], /bad tensor name/);
   bad([{ name: "x", dtype: "F32", shape: [-4], data: a }], /bad shape/);
-});
-
-Deno.test({
-  name: "cleanup",
-  fn: () => Deno.removeSync(root, { recursive: true }),
-  sanitizeResources: false,
-  sanitizeOps: false,
 });
