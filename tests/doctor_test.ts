@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DoctorReport } from "../src/runtime/doctor.ts";
 import { findLibrary } from "../src/runtime/doctor.ts";
+import { ensureRuntimeDir } from "../src/runtime/providers.ts";
 import { withEnv } from "./helpers/env.ts";
 import { runCli } from "./helpers/cli.ts";
 
@@ -55,6 +56,25 @@ Deno.test("doctor: a library is found on LD_LIBRARY_PATH, then in a named folder
       assert.equal(c.found, undefined);
       assert.equal(c.fix, "fix c");
     });
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("ensureRuntimeDir: unset, a private hallo-runtime-<uid> in TMPDIR is made and set; a set one is kept", async () => {
+  // The test task gives the tests an XDG_RUNTIME_DIR of their own, so the unset case is made here.
+  const tmp = await Deno.makeTempDir({ prefix: "hallo-xdg-test-" });
+  try {
+    await withEnv({ XDG_RUNTIME_DIR: undefined, TMPDIR: tmp }, async () => {
+      const dir = ensureRuntimeDir();
+      assert.equal(dir, join(tmp, `hallo-runtime-${Deno.uid()}`));
+      assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+      assert.equal(Deno.env.get("XDG_RUNTIME_DIR"), dir);
+    });
+    await withEnv({ XDG_RUNTIME_DIR: "/run/user/1234", TMPDIR: join(tmp, "other") }, () => {
+      assert.equal(ensureRuntimeDir(), "/run/user/1234");
+    });
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), [`hallo-runtime-${Deno.uid()}`]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
