@@ -10,6 +10,9 @@
  *
  * With ARGS (`--filter x`, ...) it is `deno test -A --no-check=remote tests/ ARGS` in one process, as before.
  * `DENO_JOBS=N` sets the number of processes (1: one plain `deno test` over tests/).
+ *
+ * Every form runs the tests with TMPDIR at a fresh folder (see `withTestTemp`): tests write only in temp folders
+ * they remove, so anything still there when the processes end fails the run, named in one line.
  */
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,16 +74,48 @@ export function splitModules(files: string[], n: number, seconds: (file: string)
 
 const estimate = (file: string) => SLOW_S[file.split("/").pop()!] ?? SMALL_S;
 
-async function run(args: string[]): Promise<number> {
-  const r = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
+/**
+ * Runs `run` with the variables it should give the test processes: TMPDIR at a fresh folder, and, when unset,
+ * XDG_RUNTIME_DIR at another (what a login session provides; WebGPU tests would otherwise make
+ * `hallo-runtime-<uid>` in TMPDIR, see `ensureRuntimeDir`). Afterwards a TMPDIR that is not empty makes the code
+ * 1 (or keeps `run`'s failure) and is named in one line through `report`; both folders are then removed.
+ */
+export async function withTestTemp(
+  run: (env: Record<string, string>) => Promise<number>,
+  report: (line: string) => void = console.error,
+): Promise<number> {
+  // Short names: Chromium puts its single-instance socket in TMPDIR, and a socket path has at most 107 bytes.
+  const tmp = await Deno.makeTempDir({ prefix: "hallo-test-" });
+  const runtime = Deno.env.get("XDG_RUNTIME_DIR")
+    ? undefined
+    : await Deno.makeTempDir({ prefix: "hallo-xdg-" });
+  try {
+    const code = await run({ TMPDIR: tmp, ...(runtime ? { XDG_RUNTIME_DIR: runtime } : {}) });
+    const left = [...Deno.readDirSync(tmp)].map((e) => e.name).sort();
+    if (left.length === 0) return code;
+    const shown = left.slice(0, 10).join(", ") + (left.length > 10 ? `, ... (${left.length} in all)` : "");
+    report(`test: FAILED: the tests left ${left.length} entries in their TMPDIR (${tmp}): ${shown}`);
+    return code || 1;
+  } finally {
+    for (const dir of runtime ? [tmp, runtime] : [tmp]) {
+      await Deno.remove(dir, { recursive: true }).catch((e) =>
+        report(`test: cannot remove ${dir}: ${e.message}`)
+      );
+    }
+  }
+}
+
+async function run(args: string[], env: Record<string, string> = {}): Promise<number> {
+  const r = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT, env }).spawn().status;
   return r.code;
 }
 
 /** Runs `deno test` over `files`, each output line prefixed with `[tag]`; returns its exit code. */
-async function runGroup(tag: string, files: string[]): Promise<number> {
+async function runGroup(tag: string, files: string[], env: Record<string, string>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--no-check", ...files.map((f) => relative(ROOT, f))],
     cwd: ROOT,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -103,13 +138,15 @@ async function runGroup(tag: string, files: string[]): Promise<number> {
 }
 
 export async function main(args: string[]): Promise<number> {
-  if (args.length) return await run(["test", "-A", "--no-check=remote", "tests/", ...args]);
+  if (args.length) {
+    return await withTestTemp((env) => run(["test", "-A", "--no-check=remote", "tests/", ...args], env));
+  }
   const jobs = Number(Deno.env.get("DENO_JOBS") ?? 2);
   if (!Number.isInteger(jobs) || jobs < 1) {
     console.error(`test: DENO_JOBS must be a positive integer, got '${Deno.env.get("DENO_JOBS")}'`);
     return 2;
   }
-  if (jobs === 1) return await run(["test", "-A", "--no-check=remote", "tests/"]);
+  if (jobs === 1) return await withTestTemp((env) => run(["test", "-A", "--no-check=remote", "tests/"], env));
   const files = testModules(TESTS);
   // One type check of every module (what each `deno test` would do, without doing it twice); remote
   // modules unchecked, as `--no-check=remote`.
@@ -117,17 +154,19 @@ export async function main(args: string[]): Promise<number> {
   if (checked !== 0) return checked;
   const groups = splitModules(files, jobs, estimate);
   const t0 = performance.now();
-  const codes = await Promise.all(groups.map((g, i) => runGroup(String(i + 1), g)));
-  const s = (performance.now() - t0) / 1000;
-  console.log(
-    `\ntest: ${files.length} modules in ${groups.length} processes, ${Math.floor(s / 60)}m ${
-      Math.round(s % 60)
-    }s`,
-  );
-  groups.forEach((g, i) =>
-    console.log(`test: [${i + 1}] ${codes[i] === 0 ? "ok" : "FAILED"}, ${g.length} modules`)
-  );
-  return codes.some((c) => c !== 0) ? 1 : 0;
+  return await withTestTemp(async (env) => {
+    const codes = await Promise.all(groups.map((g, i) => runGroup(String(i + 1), g, env)));
+    const s = (performance.now() - t0) / 1000;
+    console.log(
+      `\ntest: ${files.length} modules in ${groups.length} processes, ${Math.floor(s / 60)}m ${
+        Math.round(s % 60)
+      }s`,
+    );
+    groups.forEach((g, i) =>
+      console.log(`test: [${i + 1}] ${codes[i] === 0 ? "ok" : "FAILED"}, ${g.length} modules`)
+    );
+    return codes.some((c) => c !== 0) ? 1 : 0;
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -476,8 +476,9 @@ test({
     try {
       const file = join(dir, "ok.html");
       await Deno.writeTextFile(file, `<!DOCTYPE html><html><body data-status="done">ok</body></html>`);
-      // Not inside `dir`: Chromium's single-instance socket goes in TMPDIR, and a socket path has at most 107 bytes.
-      const tmp = await Deno.makeTempDir({ prefix: "hallo-tmp-" });
+      // Short and not inside `dir`: Chromium's single-instance socket goes in TMPDIR, and a socket path has at most
+      // 107 bytes.
+      const tmp = await Deno.makeTempDir({ prefix: "hallo-" });
       try {
         const page = await withEnv({ TMPDIR: tmp }, () => checkPageInChromium(pathToFileURL(file).href));
         assert.equal(page.status, "done");
