@@ -476,9 +476,9 @@ test({
     try {
       const file = join(dir, "ok.html");
       await Deno.writeTextFile(file, `<!DOCTYPE html><html><body data-status="done">ok</body></html>`);
-      // Short and not inside `dir`: Chromium's single-instance socket goes in TMPDIR, and a socket path has at most
-      // 107 bytes.
-      const tmp = await Deno.makeTempDir({ prefix: "hallo-" });
+      // In /tmp, not in `dir` or TMPDIR: Chromium puts its single-instance socket in TMPDIR, and a socket path
+      // has at most 107 bytes (the test task's TMPDIR is already a folder inside the user's).
+      const tmp = await Deno.makeTempDir({ dir: "/tmp", prefix: "hallo-" });
       try {
         const page = await withEnv({ TMPDIR: tmp }, () => checkPageInChromium(pathToFileURL(file).href));
         assert.equal(page.status, "done");
