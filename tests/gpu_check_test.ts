@@ -22,21 +22,22 @@ import {
   writeCalls,
 } from "../scripts/gpu_pack.ts";
 
+/** The check's dry-run geometry: the CPU, fp32, tiny sizes. */
+const DRY_RUN = {
+  device: "cpu" as const,
+  dtypes: ["float32" as const],
+  latent: 8,
+  frames: 2,
+  steps: 3,
+  parityLatent: 8,
+  parityFrames: 2,
+  tiny: true,
+};
+
 Deno.test("gpu_check dry run: three networks, CPU-vs-CPU parity 0, seconds per frame from the forwards", async () => {
   const work = await Deno.makeTempDir({ prefix: "hallo-gpu-check-test-" });
   try {
-    const o = {
-      device: "cpu" as const,
-      dtypes: ["float32" as const],
-      latent: 8,
-      frames: 2,
-      steps: 3,
-      parityLatent: 8,
-      parityFrames: 2,
-      tiny: true,
-      work,
-    };
-    const r = await gpuCheck(o);
+    const r = await gpuCheck({ ...DRY_RUN, work });
     assert.deepEqual(r.figures.map((f) => f.network), ["reference_unet", "denoising_unet", "vae_decoder"]);
     for (const f of r.figures) {
       assert.equal(f.parity_rel_l2, 0, f.network);
@@ -184,19 +185,7 @@ Deno.test({
       assert.equal(parity.reference_parity.bank_entries, 10);
       assert.equal(parity.reference_parity.runs, 5);
       // the whole check with the upstream half, on the CPU at the tiny size
-      const r = await gpuCheck({
-        device: "cpu",
-        dtypes: ["float32"],
-        latent: 8,
-        frames: 2,
-        steps: 3,
-        parityLatent: 8,
-        parityFrames: 2,
-        tiny: true,
-        work,
-        upstream,
-        python: PYTHON,
-      });
+      const r = await gpuCheck({ ...DRY_RUN, work, upstream, python: PYTHON });
       const u = r.upstream!;
       assert.equal(u.diffusers, "0.27.2");
       // the ONNX half's checkpoints load into upstream's modules: the reference UNet completely

@@ -8,8 +8,52 @@
 import type { Graph, Value } from "./graph.ts";
 import { DataType } from "./proto.ts";
 
+type Node = Graph["nodes"][number];
+
 function renamed(values: readonly string[], from: string, to: string): string[] {
   return values.map((v) => (v === from ? to : v));
+}
+
+function cast(name: string, input: Value, output: Value, to: number): Node {
+  return { opType: "Cast", name, inputs: [input], outputs: [output], attrs: { to: { kind: "int", v: to } } };
+}
+
+/** Every node of `g` that reads `from` reads `to` instead. */
+function readInstead(g: Graph, from: Value, to: Value): void {
+  for (let n = 0; n < g.nodes.length; n++) {
+    const node = g.nodes[n];
+    if (node.inputs.includes(from)) g.nodes[n] = { ...node, inputs: renamed(node.inputs, from, to) };
+  }
+}
+
+/**
+ * The float outputs of `g` (of element type `type`) that a node computes: not a graph input passed straight
+ * through, not an initializer.
+ */
+function computedOutputs(g: Graph, type: number): Graph["outputs"] {
+  const inputNames = new Set(g.inputs.map((i) => i.name));
+  return g.outputs.filter((o) =>
+    o.elemType === type && !inputNames.has(o.name) && g.nodes.some((node) => node.outputs.includes(o.name))
+  );
+}
+
+/**
+ * Renames the graph output `name` to a fresh `inner` value wherever a node writes or reads it, so that a Cast
+ * appended after can write `name`; returns `inner`.
+ */
+function freeOutput(g: Graph, name: Value, base: string): Value {
+  const inner = g.fresh(base);
+  for (let n = 0; n < g.nodes.length; n++) {
+    const node = g.nodes[n];
+    if (node.inputs.includes(name) || node.outputs.includes(name)) {
+      g.nodes[n] = {
+        ...node,
+        inputs: renamed(node.inputs, name, inner),
+        outputs: renamed(node.outputs, name, inner),
+      };
+    }
+  }
+  return inner;
 }
 
 /**
@@ -19,24 +63,12 @@ function renamed(values: readonly string[], from: string, to: string): string[] 
  */
 export function f32Interface(g: Graph, probes: readonly Value[] = []): Graph {
   if (g.floatType !== DataType.FLOAT16) return g;
-  const head: typeof g.nodes = [];
-  const inputNames = new Set(g.inputs.map((i) => i.name));
+  const head: Node[] = [];
   g.inputs.forEach((input, i) => {
     if (input.elemType !== DataType.FLOAT16) return;
     const inner = g.fresh(`${input.name}:f16`);
-    for (let n = 0; n < g.nodes.length; n++) {
-      const node = g.nodes[n];
-      if (node.inputs.includes(input.name)) {
-        g.nodes[n] = { ...node, inputs: renamed(node.inputs, input.name, inner) };
-      }
-    }
-    head.push({
-      opType: "Cast",
-      name: `${input.name}/f32_interface/Cast`,
-      inputs: [input.name],
-      outputs: [inner],
-      attrs: { to: { kind: "int", v: DataType.FLOAT16 } },
-    });
+    readInstead(g, input.name, inner);
+    head.push(cast(`${input.name}/f32_interface/Cast`, input.name, inner, DataType.FLOAT16));
     g.inputs[i] = { ...input, elemType: DataType.FLOAT };
   });
   g.nodes.unshift(...head);
@@ -46,35 +78,13 @@ export function f32Interface(g: Graph, probes: readonly Value[] = []): Graph {
       g.outputs.push({ name: p, elemType: DataType.FLOAT16 });
     }
   }
-  g.outputs.forEach((output, i) => {
-    // A graph input passed straight through is float32 already; an initializer output is left as it is.
-    if (output.elemType !== DataType.FLOAT16 || inputNames.has(output.name)) return;
-    if (!g.nodes.some((node) => node.outputs.includes(output.name))) return;
-    const inner = g.fresh(`${output.name}:f16`);
-    for (let n = 0; n < g.nodes.length; n++) {
-      const node = g.nodes[n];
-      if (node.inputs.includes(output.name) || node.outputs.includes(output.name)) {
-        g.nodes[n] = {
-          ...node,
-          inputs: renamed(node.inputs, output.name, inner),
-          outputs: renamed(node.outputs, output.name, inner),
-        };
-      }
-    }
-    g.nodes.push({
-      opType: "Cast",
-      name: `${output.name}/f32_interface/Cast`,
-      inputs: [inner],
-      outputs: [output.name],
-      attrs: { to: { kind: "int", v: DataType.FLOAT } },
-    });
-    g.outputs[i] = { ...output, elemType: DataType.FLOAT };
-  });
+  // A graph input passed straight through is float32 already; an initializer output is left as it is.
+  for (const output of computedOutputs(g, DataType.FLOAT16)) {
+    const inner = freeOutput(g, output.name, `${output.name}:f16`);
+    g.nodes.push(cast(`${output.name}/f32_interface/Cast`, inner, output.name, DataType.FLOAT));
+    g.outputs[g.outputs.indexOf(output)] = { ...output, elemType: DataType.FLOAT };
+  }
   return g;
-}
-
-function cast(name: string, input: Value, output: Value, to: number): Graph["nodes"][number] {
-  return { opType: "Cast", name, inputs: [input], outputs: [output], attrs: { to: { kind: "int", v: to } } };
 }
 
 /**
@@ -88,18 +98,12 @@ export function fp16Rounding(g: Graph): Graph {
   if (g.floatType !== DataType.FLOAT) {
     throw new Error(`fp16Rounding: graph '${g.name}' computes in float16, not float32 (see f32Interface)`);
   }
-  const head: typeof g.nodes = [];
-  const inputNames = new Set(g.inputs.map((i) => i.name));
+  const head: Node[] = [];
   for (const input of g.inputs) {
     if (input.elemType !== DataType.FLOAT) continue;
     const half = g.fresh(`${input.name}:f16`);
     const rounded = g.fresh(`${input.name}:rounded`);
-    for (let n = 0; n < g.nodes.length; n++) {
-      const node = g.nodes[n];
-      if (node.inputs.includes(input.name)) {
-        g.nodes[n] = { ...node, inputs: renamed(node.inputs, input.name, rounded) };
-      }
-    }
+    readInstead(g, input.name, rounded);
     head.push(
       cast(`${input.name}/fp16_rounding/Cast`, input.name, half, DataType.FLOAT16),
       cast(`${input.name}/fp16_rounding/Cast_1`, half, rounded, DataType.FLOAT),
@@ -107,22 +111,10 @@ export function fp16Rounding(g: Graph): Graph {
   }
   g.nodes.unshift(...head);
 
-  for (const output of g.outputs) {
-    // a graph input passed straight through is returned as fed (no network does that); an initializer
-    // output is left as it is
-    if (output.elemType !== DataType.FLOAT || inputNames.has(output.name)) continue;
-    if (!g.nodes.some((node) => node.outputs.includes(output.name))) continue;
-    const inner = g.fresh(`${output.name}:f32`);
-    for (let n = 0; n < g.nodes.length; n++) {
-      const node = g.nodes[n];
-      if (node.inputs.includes(output.name) || node.outputs.includes(output.name)) {
-        g.nodes[n] = {
-          ...node,
-          inputs: renamed(node.inputs, output.name, inner),
-          outputs: renamed(node.outputs, output.name, inner),
-        };
-      }
-    }
+  // a graph input passed straight through is returned as fed (no network does that); an initializer output
+  // is left as it is
+  for (const output of computedOutputs(g, DataType.FLOAT)) {
+    const inner = freeOutput(g, output.name, `${output.name}:f32`);
     const half = g.fresh(`${output.name}:f16`);
     g.nodes.push(
       cast(`${output.name}/fp16_rounding/Cast`, inner, half, DataType.FLOAT16),
